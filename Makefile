@@ -1,0 +1,28 @@
+# SPDX-License-Identifier: GPL-2.0
+# Out-of-tree build of kvmfr. KVER/KDIR select the kernel, as with any DKMS
+# module: make KVER=6.1.0-26-amd64, or make KDIR=/path/to/kernel/build.
+
+KVER ?= $(shell uname -r)
+KDIR ?= /lib/modules/$(KVER)/build
+PREFIX ?= /usr
+UDEVDIR ?= /lib/udev/rules.d
+
+all: modules
+
+modules:
+	$(MAKE) -C $(KDIR) M=$(CURDIR) modules
+
+clean:
+	$(MAKE) -C $(KDIR) M=$(CURDIR) clean
+
+# The module, the UAPI header and the udev rule.
+install: modules
+	$(MAKE) -C $(KDIR) M=$(CURDIR) modules_install
+	install -D -m 0644 kvmfr.h $(DESTDIR)$(PREFIX)/include/linux/kvmfr.h
+	install -D -m 0644 udev/70-kvmfr.rules $(DESTDIR)$(UDEVDIR)/70-kvmfr.rules
+
+# Boots the kernels of the test matrix in QEMU and runs the test suite.
+check:
+	tests/run
+
+.PHONY: all modules clean install check

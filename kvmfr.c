@@ -1,0 +1,1205 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * kvmfr - shared framebuffer devices for virtual machines and their host.
+ *
+ * Each /dev/kvmfrN is a range of memory that userspace maps with mmap() and
+ * exports, a page-aligned slice at a time, as dma-bufs that a GPU imports.
+ * The memory is either host RAM ("static" devices, created at load time from
+ * the static_size_mb= list) or, inside a virtual machine, BAR2 of an IVSHMEM
+ * PCI device, which the host side backs with a file or its own /dev/kvmfrN.
+ *
+ * Ownership, in one place:
+ *  - struct kvmfr_dev is refcounted by its embedded struct device. The driver
+ *    (module init or PCI probe) holds one reference until the device is
+ *    removed; every open file and every dma-buf holds one more. User mappings
+ *    hold their file (device file or dma-buf file), and so the device.
+ *  - Removal (PCI remove/unbind/hot-unplug) marks the device dead under
+ *    kdev->lock, zaps every user mapping of the device and of its dma-bufs
+ *    (they all share kdev->inode's address space), tells dynamic importers
+ *    to drop their mappings, waits for transient page pins and only then
+ *    unmaps the BAR's struct pages. Faults and new mappings check the dead
+ *    flag under kdev->lock, so nothing can map the memory afterwards.
+ *  - Static memory is freed when the last reference to its device goes.
+ *
+ * Locking: kdev->lock (rwsem) is taken for read by everything that creates
+ * a new way to reach the memory (fault, mmap, dma-buf export, attach, map,
+ * vmap) and for write only to set kdev->dead. It nests inside mmap_lock and
+ * the dma-buf reservation lock. kdev->bufs_lock protects the list of live
+ * dma-bufs and nests outside the reservation lock. buf->lock protects the
+ * list of importer mappings used for CPU access syncs.
+ */
+
+#define pr_fmt(fmt) KBUILD_MODNAME ": " fmt
+
+#include <linux/cdev.h>
+#include <linux/compat.h>
+#include <linux/delay.h>
+#include <linux/dma-buf.h>
+#include <linux/dma-mapping.h>
+#include <linux/dma-resv.h>
+#include <linux/fs.h>
+#include <linux/highmem.h>
+#include <linux/idr.h>
+#include <linux/io.h>
+#include <linux/iosys-map.h>
+#include <linux/memremap.h>
+#include <linux/mm.h>
+#include <linux/module.h>
+#include <linux/mount.h>
+#include <linux/overflow.h>
+#include <linux/pci.h>
+#include <linux/pseudo_fs.h>
+#include <linux/rwsem.h>
+#include <linux/scatterlist.h>
+#include <linux/slab.h>
+#include <linux/vmalloc.h>
+
+#include "kvmfr_config.h"
+#include "kvmfr.h"
+
+/* Kernel differences, decided by the compile-time probes in probes/. */
+#ifndef KVMFR_HAVE_VM_FLAGS_SET
+static inline void vm_flags_set(struct vm_area_struct *vma, unsigned long flags)
+{
+	vma->vm_flags |= flags;
+}
+#endif
+
+#ifdef KVMFR_HAVE_MODULE_IMPORT_NS_TOKEN
+MODULE_IMPORT_NS(DMA_BUF);
+#else
+MODULE_IMPORT_NS("DMA_BUF");
+#endif
+
+#define KVMFR_MAX_MINORS	(MINORMASK + 1)
+#define KVMFR_FS_MAGIC		0x6b766d66	/* "kvmf" */
+
+/* Pages mapped by one fault: a 2 MiB-aligned window, clipped to the VMA. */
+#define KVMFR_FAULT_WINDOW	(PMD_SIZE >> PAGE_SHIFT)
+
+enum kvmfr_type {
+	KVMFR_TYPE_STATIC,
+	KVMFR_TYPE_PCI,
+};
+
+/*
+ * The memory behind a device: npages struct pages in device order. Static
+ * memory owns its pages; PCI memory borrows the BAR's ZONE_DEVICE pages.
+ */
+struct kvmfr_mem {
+	struct page **pages;
+	unsigned long npages;
+};
+
+/* A page range of a device as seen by one kind of mapping. */
+struct kvmfr_range {
+	struct kvmfr_dev *kdev;
+	pgoff_t first;
+	pgoff_t npages;
+};
+
+struct kvmfr_dev {
+	struct device dev;
+	struct cdev cdev;
+	enum kvmfr_type type;
+	u64 size;
+	struct kvmfr_mem mem;
+	struct kvmfr_range whole;	/* the range device mmaps see */
+
+	struct rw_semaphore lock;
+	bool dead;
+
+	/* Address space shared by all user mappings of the device. */
+	struct inode *inode;
+
+	struct mutex bufs_lock;
+	struct list_head bufs;
+	atomic_t nr_bufs;
+
+	/* PCI devices only */
+	struct pci_dev *pdev;
+	struct dev_pagemap pgmap;
+	void *kaddr;		/* write-back kernel mapping of the BAR */
+};
+
+/* One exported dma-buf: a page range of a device. */
+struct kvmfr_buf {
+	struct kvmfr_range range;	/* range.kdev holds a device reference */
+	struct dma_buf *dmabuf;
+	struct list_head node;		/* on kdev->bufs */
+
+	struct mutex lock;
+	struct list_head maps;		/* live importer mappings */
+	void *vaddr;			/* vmap of static memory */
+};
+
+/* One importer mapping, returned to the importer as &map->sgt. */
+struct kvmfr_map {
+	struct sg_table sgt;
+	struct device *dev;
+	enum dma_data_direction dir;
+	struct list_head node;		/* on buf->maps */
+};
+
+/* The static_size_mb= list, in MiB, in device order. */
+struct kvmfr_sizes {
+	u32 *mb;
+	unsigned int count;
+};
+
+static struct kvmfr_sizes static_sizes;
+static dev_t kvmfr_devt;
+static DEFINE_IDA(kvmfr_minors);
+static struct vfsmount *kvmfr_mnt;
+
+/* Static devices, newest first, for module unload. */
+static struct kvmfr_dev **static_devs;
+
+static struct kvmfr_dev *to_kvmfr_dev(struct device *dev)
+{
+	return container_of(dev, struct kvmfr_dev, dev);
+}
+
+/* ------------------------------------------------------------------------
+ * Module parameter: static_size_mb=A,B,... (MiB, any number of devices)
+ */
+
+static int kvmfr_sizes_set(const char *val, const struct kernel_param *kp)
+{
+	struct kvmfr_sizes *sizes = kp->arg;
+	unsigned int count = 0, i = 0;
+	char *str, *cur, *tok;
+	u32 *mb;
+	int ret;
+
+	str = kstrdup(strim((char *)val), GFP_KERNEL);
+	if (!str)
+		return -ENOMEM;
+
+	if (*str)
+		for (count = 1, cur = str; *cur; cur++)
+			count += *cur == ',';
+
+	mb = kcalloc(count, sizeof(*mb), GFP_KERNEL);
+	if (count && !mb) {
+		ret = -ENOMEM;
+		goto free_str;
+	}
+
+	cur = str;
+	while (count && (tok = strsep(&cur, ","))) {
+		ret = kstrtou32(strim(tok), 0, &mb[i]);
+		if (ret || !mb[i]) {
+			pr_err("static_size_mb: '%s' is not a size in MiB\n", tok);
+			ret = -EINVAL;
+			goto free_mb;
+		}
+		i++;
+	}
+
+	kfree(sizes->mb);
+	sizes->mb = mb;
+	sizes->count = count;
+	kfree(str);
+	return 0;
+
+free_mb:
+	kfree(mb);
+free_str:
+	kfree(str);
+	return ret;
+}
+
+static int kvmfr_sizes_get(char *buf, const struct kernel_param *kp)
+{
+	const struct kvmfr_sizes *sizes = kp->arg;
+	unsigned int i;
+	int len = 0;
+
+	for (i = 0; i < sizes->count; i++)
+		len += scnprintf(buf + len, PAGE_SIZE - len, "%s%u",
+				 i ? "," : "", sizes->mb[i]);
+	len += scnprintf(buf + len, PAGE_SIZE - len, "\n");
+	return len;
+}
+
+static void kvmfr_sizes_free(void *arg)
+{
+	struct kvmfr_sizes *sizes = arg;
+
+	kfree(sizes->mb);
+	sizes->mb = NULL;
+	sizes->count = 0;
+}
+
+static const struct kernel_param_ops kvmfr_sizes_ops = {
+	.set = kvmfr_sizes_set,
+	.get = kvmfr_sizes_get,
+	.free = kvmfr_sizes_free,
+};
+
+module_param_cb(static_size_mb, &kvmfr_sizes_ops, &static_sizes, 0444);
+MODULE_PARM_DESC(static_size_mb,
+		 "Sizes in MiB of the RAM-backed devices to create, comma separated");
+
+/* ------------------------------------------------------------------------
+ * Memory backing
+ */
+
+/*
+ * Allocate zeroed static memory in the largest chunks the allocator gives,
+ * split into independent order-0 pages so that every page can be mapped,
+ * pinned and freed on its own.
+ */
+static int kvmfr_mem_alloc_static(struct kvmfr_mem *mem, unsigned long npages)
+{
+	unsigned int order = get_order(PMD_SIZE);
+	unsigned long i = 0, j;
+	struct page *page;
+
+	mem->pages = kvmalloc_array(npages, sizeof(*mem->pages), GFP_KERNEL);
+	if (!mem->pages)
+		return -ENOMEM;
+	mem->npages = 0;
+
+	while (i < npages) {
+		gfp_t gfp = GFP_KERNEL | __GFP_ZERO | __GFP_NOWARN;
+
+		while (order && (1UL << order) > npages - i)
+			order--;
+		gfp |= order ? __GFP_NORETRY : __GFP_RETRY_MAYFAIL;
+
+		page = alloc_pages(gfp, order);
+		if (!page) {
+			if (order) {
+				order--;
+				continue;
+			}
+			return -ENOMEM;
+		}
+		split_page(page, order);
+		for (j = 0; j < (1UL << order); j++)
+			mem->pages[i++] = page + j;
+		mem->npages = i;
+		cond_resched();
+	}
+	return 0;
+}
+
+static void kvmfr_mem_free_static(struct kvmfr_mem *mem)
+{
+	unsigned long i;
+
+	/* A page still pinned by someone is freed by its last put. */
+	for (i = 0; i < mem->npages; i++)
+		put_page(mem->pages[i]);
+	kvfree(mem->pages);
+	mem->pages = NULL;
+}
+
+static int kvmfr_mem_init_pci(struct kvmfr_mem *mem, struct page *first,
+			      unsigned long npages)
+{
+	unsigned long i;
+
+	mem->pages = kvmalloc_array(npages, sizeof(*mem->pages), GFP_KERNEL);
+	if (!mem->pages)
+		return -ENOMEM;
+	for (i = 0; i < npages; i++)
+		mem->pages[i] = nth_page(first, i);
+	mem->npages = npages;
+	return 0;
+}
+
+/* ------------------------------------------------------------------------
+ * Device objects
+ */
+
+static ssize_t size_show(struct device *dev, struct device_attribute *attr,
+			 char *buf)
+{
+	return sysfs_emit(buf, "%llu\n", to_kvmfr_dev(dev)->size);
+}
+static DEVICE_ATTR_RO(size);
+
+static ssize_t type_show(struct device *dev, struct device_attribute *attr,
+			 char *buf)
+{
+	return sysfs_emit(buf, "%s\n", to_kvmfr_dev(dev)->type == KVMFR_TYPE_PCI ?
+			  "pci" : "static");
+}
+static DEVICE_ATTR_RO(type);
+
+static ssize_t dmabufs_show(struct device *dev, struct device_attribute *attr,
+			    char *buf)
+{
+	return sysfs_emit(buf, "%d\n", atomic_read(&to_kvmfr_dev(dev)->nr_bufs));
+}
+static DEVICE_ATTR_RO(dmabufs);
+
+static struct attribute *kvmfr_dev_attrs[] = {
+	&dev_attr_size.attr,
+	&dev_attr_type.attr,
+	&dev_attr_dmabufs.attr,
+	NULL,
+};
+ATTRIBUTE_GROUPS(kvmfr_dev);
+
+static struct class kvmfr_class = {
+	.name = KBUILD_MODNAME,
+	.dev_groups = kvmfr_dev_groups,
+};
+
+/* Runs when the last reference goes: no file, mapping or dma-buf is left. */
+static void kvmfr_dev_release(struct device *dev)
+{
+	struct kvmfr_dev *kdev = to_kvmfr_dev(dev);
+
+	if (kdev->type == KVMFR_TYPE_STATIC) {
+		kvmfr_mem_free_static(&kdev->mem);
+	} else {
+		kvfree(kdev->mem.pages);
+		if (kdev->kaddr)
+			memunmap(kdev->kaddr);
+	}
+	if (kdev->inode)
+		iput(kdev->inode);
+	kfree(kdev);
+}
+
+static struct kvmfr_dev *kvmfr_dev_alloc(enum kvmfr_type type, u64 size,
+					 struct device *parent)
+{
+	struct kvmfr_dev *kdev;
+
+	kdev = kzalloc(sizeof(*kdev), GFP_KERNEL);
+	if (!kdev)
+		return NULL;
+
+	kdev->type = type;
+	kdev->size = size;
+	kdev->whole.kdev = kdev;
+	kdev->whole.npages = size >> PAGE_SHIFT;
+	init_rwsem(&kdev->lock);
+	mutex_init(&kdev->bufs_lock);
+	INIT_LIST_HEAD(&kdev->bufs);
+	atomic_set(&kdev->nr_bufs, 0);
+
+	/* From here on, put_device() frees kdev through kvmfr_dev_release. */
+	device_initialize(&kdev->dev);
+	kdev->dev.class = &kvmfr_class;
+	kdev->dev.parent = parent;
+	kdev->dev.release = kvmfr_dev_release;
+	return kdev;
+}
+
+static const struct file_operations kvmfr_fops;
+
+/* Give the device a minor, an address space and a node. */
+static int kvmfr_dev_add(struct kvmfr_dev *kdev)
+{
+	int minor, ret;
+
+	kdev->inode = alloc_anon_inode(kvmfr_mnt->mnt_sb);
+	if (IS_ERR(kdev->inode)) {
+		ret = PTR_ERR(kdev->inode);
+		kdev->inode = NULL;
+		return ret;
+	}
+
+	minor = ida_alloc_max(&kvmfr_minors, KVMFR_MAX_MINORS - 1, GFP_KERNEL);
+	if (minor < 0)
+		return minor;
+
+	kdev->dev.devt = MKDEV(MAJOR(kvmfr_devt), minor);
+	ret = dev_set_name(&kdev->dev, KBUILD_MODNAME "%d", minor);
+	if (ret)
+		goto free_minor;
+
+	dma_coerce_mask_and_coherent(&kdev->dev, DMA_BIT_MASK(64));
+
+	cdev_init(&kdev->cdev, &kvmfr_fops);
+	kdev->cdev.owner = THIS_MODULE;
+	ret = cdev_device_add(&kdev->cdev, &kdev->dev);
+	if (ret)
+		goto free_minor;
+	return 0;
+
+free_minor:
+	ida_free(&kvmfr_minors, minor);
+	kdev->dev.devt = 0;
+	return ret;
+}
+
+static void kvmfr_dev_del(struct kvmfr_dev *kdev)
+{
+	cdev_device_del(&kdev->cdev, &kdev->dev);
+	ida_free(&kvmfr_minors, MINOR(kdev->dev.devt));
+}
+
+/*
+ * Cut every user off the device's memory: later faults, mmaps, attachments
+ * and mappings fail; existing user mappings are zapped; dynamic importers are
+ * told to unmap. The device object itself lives on until its last reference.
+ */
+static void kvmfr_dev_revoke(struct kvmfr_dev *kdev)
+{
+	struct kvmfr_buf *buf;
+
+	down_write(&kdev->lock);
+	kdev->dead = true;
+	up_write(&kdev->lock);
+
+	unmap_mapping_range(kdev->inode->i_mapping, 0, 0, 1);
+
+	/*
+	 * A buffer on the list cannot be freed while bufs_lock is held: its
+	 * release op takes the lock first. So its dma_buf is still valid here.
+	 */
+	mutex_lock(&kdev->bufs_lock);
+	list_for_each_entry(buf, &kdev->bufs, node) {
+		dma_resv_lock(buf->dmabuf->resv, NULL);
+		dma_buf_move_notify(buf->dmabuf);
+		dma_resv_unlock(buf->dmabuf->resv);
+	}
+	mutex_unlock(&kdev->bufs_lock);
+}
+
+/* ------------------------------------------------------------------------
+ * User mappings (device and dma-buf)
+ */
+
+/* Map the pages [first, first + n) of @r at @addr, skipping mapped ones. */
+static vm_fault_t kvmfr_insert_pages(struct vm_area_struct *vma,
+				     unsigned long addr,
+				     const struct kvmfr_range *r,
+				     pgoff_t first, unsigned long n)
+{
+	struct page **pages = r->kdev->mem.pages + r->first + first;
+
+	while (n) {
+		unsigned long left = n;
+		int ret;
+
+		ret = vm_insert_pages(vma, addr, pages, &left);
+		if (!ret)
+			break;
+		if (ret != -EBUSY)
+			return vmf_error(ret);
+		/* Page n - left is already mapped (a racing fault): skip it. */
+		left--;
+		addr += (n - left) << PAGE_SHIFT;
+		pages += n - left;
+		n = left;
+	}
+	return VM_FAULT_NOPAGE;
+}
+
+static vm_fault_t kvmfr_vm_fault(struct vm_fault *vmf)
+{
+	struct vm_area_struct *vma = vmf->vma;
+	const struct kvmfr_range *r = vma->vm_private_data;
+	struct kvmfr_dev *kdev = r->kdev;
+	unsigned long start, end, addr = vmf->address & PAGE_MASK;
+	pgoff_t pgoff = vmf->pgoff;
+	vm_fault_t ret;
+
+	if (pgoff >= r->npages)
+		return VM_FAULT_SIGBUS;
+
+	/* Fault in the aligned window around the address, within bounds. */
+	start = max(vma->vm_start,
+		    ALIGN_DOWN(addr, KVMFR_FAULT_WINDOW << PAGE_SHIFT));
+	end = min(vma->vm_end,
+		  ALIGN_DOWN(addr, KVMFR_FAULT_WINDOW << PAGE_SHIFT) +
+		  (KVMFR_FAULT_WINDOW << PAGE_SHIFT));
+	end = min(end, addr + ((r->npages - pgoff) << PAGE_SHIFT));
+
+	down_read(&kdev->lock);
+	if (kdev->dead)
+		ret = VM_FAULT_SIGBUS;
+	else
+		ret = kvmfr_insert_pages(vma, start, r,
+					 pgoff - ((addr - start) >> PAGE_SHIFT),
+					 (end - start) >> PAGE_SHIFT);
+	up_read(&kdev->lock);
+	return ret;
+}
+
+static const struct vm_operations_struct kvmfr_vm_ops = {
+	.fault = kvmfr_vm_fault,
+};
+
+/*
+ * Set up a mapping of @r. Pages are inserted as ordinary (refcounted, not
+ * PFNMAP) PTEs on first touch, so the mapping can be long-term pinned, e.g.
+ * by VFIO when QEMU uses the device as guest RAM. The mapping can never grow.
+ */
+static int kvmfr_mmap_range(struct kvmfr_range *r, struct vm_area_struct *vma)
+{
+	struct kvmfr_dev *kdev = r->kdev;
+	int ret = 0;
+
+	if (!(vma->vm_flags & VM_SHARED))
+		return -EINVAL;
+	if (vma->vm_pgoff >= r->npages ||
+	    vma_pages(vma) > r->npages - vma->vm_pgoff)
+		return -EINVAL;
+
+	down_read(&kdev->lock);
+	if (kdev->dead) {
+		ret = -ENODEV;
+		goto unlock;
+	}
+	vm_flags_set(vma, VM_MIXEDMAP | VM_DONTEXPAND | VM_DONTDUMP);
+	/* IVSHMEM memory is shared with the host: never encrypted (SEV). */
+	if (kdev->type == KVMFR_TYPE_PCI)
+		vma->vm_page_prot = pgprot_decrypted(vma->vm_page_prot);
+	vma->vm_ops = &kvmfr_vm_ops;
+	vma->vm_private_data = r;
+unlock:
+	up_read(&kdev->lock);
+	return ret;
+}
+
+/* ------------------------------------------------------------------------
+ * dma-buf exporter
+ */
+
+static int kvmfr_dmabuf_attach(struct dma_buf *dmabuf,
+			       struct dma_buf_attachment *attach)
+{
+	struct kvmfr_buf *buf = dmabuf->priv;
+	int ret = 0;
+
+	down_read(&buf->range.kdev->lock);
+	if (buf->range.kdev->dead)
+		ret = -ENODEV;
+	up_read(&buf->range.kdev->lock);
+	return ret;
+}
+
+static struct sg_table *kvmfr_dmabuf_map(struct dma_buf_attachment *attach,
+					 enum dma_data_direction dir)
+{
+	struct kvmfr_buf *buf = attach->dmabuf->priv;
+	struct kvmfr_dev *kdev = buf->range.kdev;
+	struct kvmfr_map *map;
+	int ret;
+
+	map = kzalloc(sizeof(*map), GFP_KERNEL);
+	if (!map)
+		return ERR_PTR(-ENOMEM);
+	map->dev = attach->dev;
+	map->dir = dir;
+
+	down_read(&kdev->lock);
+	if (kdev->dead) {
+		ret = -ENODEV;
+		goto unlock;
+	}
+
+	ret = sg_alloc_table_from_pages_segment(&map->sgt,
+						kdev->mem.pages + buf->range.first,
+						buf->range.npages, 0,
+						buf->range.npages << PAGE_SHIFT,
+						dma_get_max_seg_size(attach->dev),
+						GFP_KERNEL);
+	if (ret)
+		goto unlock;
+
+	ret = dma_map_sgtable(attach->dev, &map->sgt, dir, 0);
+	if (ret)
+		goto free_table;
+	up_read(&kdev->lock);
+
+	mutex_lock(&buf->lock);
+	list_add(&map->node, &buf->maps);
+	mutex_unlock(&buf->lock);
+	return &map->sgt;
+
+free_table:
+	sg_free_table(&map->sgt);
+unlock:
+	up_read(&kdev->lock);
+	kfree(map);
+	return ERR_PTR(ret);
+}
+
+static void kvmfr_dmabuf_unmap(struct dma_buf_attachment *attach,
+			       struct sg_table *sgt,
+			       enum dma_data_direction dir)
+{
+	struct kvmfr_map *map = container_of(sgt, struct kvmfr_map, sgt);
+	struct kvmfr_buf *buf = attach->dmabuf->priv;
+
+	mutex_lock(&buf->lock);
+	list_del(&map->node);
+	mutex_unlock(&buf->lock);
+
+	dma_unmap_sgtable(attach->dev, sgt, dir, 0);
+	sg_free_table(sgt);
+	kfree(map);
+}
+
+static int kvmfr_dmabuf_begin_cpu_access(struct dma_buf *dmabuf,
+					 enum dma_data_direction dir)
+{
+	struct kvmfr_buf *buf = dmabuf->priv;
+	struct kvmfr_map *map;
+
+	if (READ_ONCE(buf->range.kdev->dead))
+		return -ENODEV;
+
+	mutex_lock(&buf->lock);
+	list_for_each_entry(map, &buf->maps, node)
+		dma_sync_sgtable_for_cpu(map->dev, &map->sgt, map->dir);
+	mutex_unlock(&buf->lock);
+	return 0;
+}
+
+static int kvmfr_dmabuf_end_cpu_access(struct dma_buf *dmabuf,
+				       enum dma_data_direction dir)
+{
+	struct kvmfr_buf *buf = dmabuf->priv;
+	struct kvmfr_map *map;
+
+	if (READ_ONCE(buf->range.kdev->dead))
+		return -ENODEV;
+
+	mutex_lock(&buf->lock);
+	list_for_each_entry(map, &buf->maps, node)
+		dma_sync_sgtable_for_device(map->dev, &map->sgt, map->dir);
+	mutex_unlock(&buf->lock);
+	return 0;
+}
+
+static int kvmfr_dmabuf_mmap(struct dma_buf *dmabuf, struct vm_area_struct *vma)
+{
+	struct kvmfr_buf *buf = dmabuf->priv;
+
+	return kvmfr_mmap_range(&buf->range, vma);
+}
+
+static int kvmfr_dmabuf_vmap(struct dma_buf *dmabuf, struct iosys_map *map)
+{
+	struct kvmfr_buf *buf = dmabuf->priv;
+	struct kvmfr_dev *kdev = buf->range.kdev;
+	void *vaddr;
+	int ret = 0;
+
+	down_read(&kdev->lock);
+	if (kdev->dead) {
+		ret = -ENODEV;
+		goto unlock;
+	}
+
+	if (kdev->type == KVMFR_TYPE_PCI) {
+		/* kdev->kaddr stays mapped until the device is freed. */
+		vaddr = kdev->kaddr + (buf->range.first << PAGE_SHIFT);
+	} else {
+		vaddr = vmap(kdev->mem.pages + buf->range.first,
+			     buf->range.npages, VM_MAP, PAGE_KERNEL);
+		if (!vaddr) {
+			ret = -ENOMEM;
+			goto unlock;
+		}
+		buf->vaddr = vaddr;
+	}
+	iosys_map_set_vaddr(map, vaddr);
+unlock:
+	up_read(&kdev->lock);
+	return ret;
+}
+
+static void kvmfr_dmabuf_vunmap(struct dma_buf *dmabuf, struct iosys_map *map)
+{
+	struct kvmfr_buf *buf = dmabuf->priv;
+
+	if (buf->vaddr) {
+		vunmap(buf->vaddr);
+		buf->vaddr = NULL;
+	}
+}
+
+static void kvmfr_dmabuf_release(struct dma_buf *dmabuf)
+{
+	struct kvmfr_buf *buf = dmabuf->priv;
+	struct kvmfr_dev *kdev = buf->range.kdev;
+
+	mutex_lock(&kdev->bufs_lock);
+	list_del(&buf->node);
+	mutex_unlock(&kdev->bufs_lock);
+	atomic_dec(&kdev->nr_bufs);
+
+	mutex_destroy(&buf->lock);
+	kfree(buf);
+	put_device(&kdev->dev);
+}
+
+static const struct dma_buf_ops kvmfr_dmabuf_ops = {
+	.attach = kvmfr_dmabuf_attach,
+	.map_dma_buf = kvmfr_dmabuf_map,
+	.unmap_dma_buf = kvmfr_dmabuf_unmap,
+	.begin_cpu_access = kvmfr_dmabuf_begin_cpu_access,
+	.end_cpu_access = kvmfr_dmabuf_end_cpu_access,
+	.mmap = kvmfr_dmabuf_mmap,
+	.vmap = kvmfr_dmabuf_vmap,
+	.vunmap = kvmfr_dmabuf_vunmap,
+	.release = kvmfr_dmabuf_release,
+};
+
+static int kvmfr_create_dmabuf(struct kvmfr_dev *kdev, u8 flags, u64 offset,
+			       u64 size)
+{
+	DEFINE_DMA_BUF_EXPORT_INFO(exp_info);
+	struct dma_buf *dmabuf;
+	struct kvmfr_buf *buf;
+	u64 end;
+	int ret;
+
+	if (flags & ~KVMFR_DMABUF_FLAG_CLOEXEC)
+		return -EINVAL;
+	if (!size || !PAGE_ALIGNED(offset) || !PAGE_ALIGNED(size))
+		return -EINVAL;
+	if (check_add_overflow(offset, size, &end) || end > kdev->size)
+		return -EINVAL;
+
+	buf = kzalloc(sizeof(*buf), GFP_KERNEL);
+	if (!buf)
+		return -ENOMEM;
+	buf->range.kdev = kdev;
+	buf->range.first = offset >> PAGE_SHIFT;
+	buf->range.npages = size >> PAGE_SHIFT;
+	mutex_init(&buf->lock);
+	INIT_LIST_HEAD(&buf->maps);
+
+	down_read(&kdev->lock);
+	if (kdev->dead) {
+		ret = -ENODEV;
+		goto free_buf;
+	}
+
+	exp_info.ops = &kvmfr_dmabuf_ops;
+	exp_info.size = size;
+	exp_info.flags = O_RDWR;
+	exp_info.priv = buf;
+	dmabuf = dma_buf_export(&exp_info);
+	if (IS_ERR(dmabuf)) {
+		ret = PTR_ERR(dmabuf);
+		goto free_buf;
+	}
+
+	/* The dma-buf owns buf now, and buf owns this device reference. */
+	get_device(&kdev->dev);
+	buf->dmabuf = dmabuf;
+	/* Its user mappings join the device's, so removal zaps them too. */
+	dmabuf->file->f_mapping = kdev->inode->i_mapping;
+
+	mutex_lock(&kdev->bufs_lock);
+	list_add(&buf->node, &kdev->bufs);
+	mutex_unlock(&kdev->bufs_lock);
+	atomic_inc(&kdev->nr_bufs);
+	up_read(&kdev->lock);
+
+	ret = dma_buf_fd(dmabuf, O_RDWR |
+			 (flags & KVMFR_DMABUF_FLAG_CLOEXEC ? O_CLOEXEC : 0));
+	if (ret < 0)
+		dma_buf_put(dmabuf);	/* frees buf through release */
+	return ret;
+
+free_buf:
+	up_read(&kdev->lock);
+	mutex_destroy(&buf->lock);
+	kfree(buf);
+	return ret;
+}
+
+/* ------------------------------------------------------------------------
+ * Character device
+ */
+
+static int kvmfr_open(struct inode *inode, struct file *filp)
+{
+	struct kvmfr_dev *kdev = container_of(inode->i_cdev, struct kvmfr_dev,
+					      cdev);
+	int ret = 0;
+
+	down_read(&kdev->lock);
+	if (kdev->dead) {
+		ret = -ENODEV;
+	} else {
+		/* The file owns this reference until release. */
+		get_device(&kdev->dev);
+		filp->private_data = kdev;
+		filp->f_mapping = kdev->inode->i_mapping;
+	}
+	up_read(&kdev->lock);
+	return ret;
+}
+
+static int kvmfr_release(struct inode *inode, struct file *filp)
+{
+	struct kvmfr_dev *kdev = filp->private_data;
+
+	put_device(&kdev->dev);
+	return 0;
+}
+
+static int kvmfr_mmap(struct file *filp, struct vm_area_struct *vma)
+{
+	struct kvmfr_dev *kdev = filp->private_data;
+
+	return kvmfr_mmap_range(&kdev->whole, vma);
+}
+
+static long kvmfr_getsize(struct kvmfr_dev *kdev, bool compat)
+{
+	if (READ_ONCE(kdev->dead))
+		return -ENODEV;
+	/* A 32-bit caller cannot tell a size of 2 GiB or more from an error. */
+	if (compat && kdev->size > S32_MAX)
+		return -EOVERFLOW;
+	return kdev->size;
+}
+
+static long kvmfr_ioctl(struct file *filp, unsigned int cmd, unsigned long arg)
+{
+	struct kvmfr_dev *kdev = filp->private_data;
+	struct kvmfr_dmabuf_create create;
+
+	switch (cmd) {
+	case KVMFR_DMABUF_GETSIZE:
+		return kvmfr_getsize(kdev, false);
+	case KVMFR_DMABUF_CREATE:
+		if (copy_from_user(&create, (void __user *)arg, sizeof(create)))
+			return -EFAULT;
+		return kvmfr_create_dmabuf(kdev, create.flags, create.offset,
+					   create.size);
+	default:
+		return -ENOTTY;
+	}
+}
+
+#ifdef CONFIG_COMPAT
+/* The i386 layout: the u64 members are only 4-byte aligned there. */
+struct kvmfr_dmabuf_create32 {
+	__u8 flags;
+	compat_u64 offset;
+	compat_u64 size;
+};
+
+#define KVMFR_DMABUF_CREATE32	_IOW('u', 0x42, struct kvmfr_dmabuf_create32)
+
+static long kvmfr_compat_ioctl(struct file *filp, unsigned int cmd,
+			       unsigned long arg)
+{
+	struct kvmfr_dev *kdev = filp->private_data;
+	struct kvmfr_dmabuf_create32 create;
+
+	switch (cmd) {
+	case KVMFR_DMABUF_GETSIZE:
+		return kvmfr_getsize(kdev, true);
+	case KVMFR_DMABUF_CREATE32:
+		if (copy_from_user(&create, compat_ptr(arg), sizeof(create)))
+			return -EFAULT;
+		return kvmfr_create_dmabuf(kdev, create.flags, create.offset,
+					   create.size);
+	default:
+		return kvmfr_ioctl(filp, cmd, (unsigned long)compat_ptr(arg));
+	}
+}
+#endif
+
+static const struct file_operations kvmfr_fops = {
+	.owner = THIS_MODULE,
+	.open = kvmfr_open,
+	.release = kvmfr_release,
+	.mmap = kvmfr_mmap,
+	.unlocked_ioctl = kvmfr_ioctl,
+#ifdef CONFIG_COMPAT
+	.compat_ioctl = kvmfr_compat_ioctl,
+#endif
+};
+
+/* ------------------------------------------------------------------------
+ * Static (host RAM) devices
+ */
+
+static struct kvmfr_dev *kvmfr_static_create(unsigned int index, u32 mb)
+{
+	u64 size = (u64)mb << 20;
+	struct kvmfr_dev *kdev;
+	int ret;
+
+	if ((size >> PAGE_SHIFT) > totalram_pages()) {
+		pr_err("static device %u: %u MiB is more than the RAM of this machine\n",
+		       index, mb);
+		return ERR_PTR(-ENOMEM);
+	}
+
+	kdev = kvmfr_dev_alloc(KVMFR_TYPE_STATIC, size, NULL);
+	if (!kdev)
+		return ERR_PTR(-ENOMEM);
+
+	ret = kvmfr_mem_alloc_static(&kdev->mem, size >> PAGE_SHIFT);
+	if (ret) {
+		pr_err("static device %u: cannot allocate %u MiB\n", index, mb);
+		goto put_dev;
+	}
+
+	ret = kvmfr_dev_add(kdev);
+	if (ret)
+		goto put_dev;
+	return kdev;
+
+put_dev:
+	put_device(&kdev->dev);
+	return ERR_PTR(ret);
+}
+
+static void kvmfr_static_destroy_all(void)
+{
+	unsigned int i;
+
+	if (!static_devs)
+		return;
+	for (i = static_sizes.count; i--;) {
+		if (!static_devs[i])
+			continue;
+		kvmfr_dev_del(static_devs[i]);
+		put_device(&static_devs[i]->dev);
+	}
+	kfree(static_devs);
+	static_devs = NULL;
+}
+
+static int kvmfr_static_create_all(void)
+{
+	struct kvmfr_dev *kdev;
+	unsigned int i;
+
+	if (!static_sizes.count)
+		return 0;
+
+	static_devs = kcalloc(static_sizes.count, sizeof(*static_devs),
+			      GFP_KERNEL);
+	if (!static_devs)
+		return -ENOMEM;
+
+	for (i = 0; i < static_sizes.count; i++) {
+		kdev = kvmfr_static_create(i, static_sizes.mb[i]);
+		if (IS_ERR(kdev)) {
+			kvmfr_static_destroy_all();
+			return PTR_ERR(kdev);
+		}
+		static_devs[i] = kdev;
+	}
+	return 0;
+}
+
+/* ------------------------------------------------------------------------
+ * IVSHMEM PCI devices
+ */
+
+#define KVMFR_IVSHMEM_BAR	2
+
+/* After the user mappings are zapped only transient pins can remain. */
+static void kvmfr_pci_wait_unpinned(struct kvmfr_dev *kdev)
+{
+	unsigned long i, busy;
+	unsigned int waited = 0;
+
+	for (;;) {
+		busy = 0;
+		for (i = 0; i < kdev->mem.npages; i++)
+			busy += page_ref_count(kdev->mem.pages[i]) != 1;
+		if (!busy)
+			return;
+		if (waited++ == 50)
+			dev_info(&kdev->pdev->dev,
+				 "waiting for %lu pinned pages to be released\n",
+				 busy);
+		msleep(100);
+	}
+}
+
+static int kvmfr_pci_probe(struct pci_dev *pdev, const struct pci_device_id *id)
+{
+	resource_size_t start = pci_resource_start(pdev, KVMFR_IVSHMEM_BAR);
+	resource_size_t size = pci_resource_len(pdev, KVMFR_IVSHMEM_BAR);
+	struct kvmfr_dev *kdev;
+	void *addr;
+	int ret;
+
+	if (!IS_ENABLED(CONFIG_ZONE_DEVICE)) {
+		dev_err(&pdev->dev, "kernel built without CONFIG_ZONE_DEVICE\n");
+		return -ENODEV;
+	}
+	if (!size || !IS_ALIGNED(start | size, PAGES_PER_SUBSECTION << PAGE_SHIFT)) {
+		dev_err(&pdev->dev, "BAR%d %pa+%pa: need a non-empty BAR aligned to %lu KiB\n",
+			KVMFR_IVSHMEM_BAR, &start, &size,
+			(PAGES_PER_SUBSECTION << PAGE_SHIFT) >> 10);
+		return -ENODEV;
+	}
+
+	ret = pci_enable_device_mem(pdev);
+	if (ret)
+		return ret;
+
+	ret = pci_request_region(pdev, KVMFR_IVSHMEM_BAR, KBUILD_MODNAME);
+	if (ret)
+		goto disable_device;
+
+	ret = dma_set_mask_and_coherent(&pdev->dev, DMA_BIT_MASK(64));
+	if (ret)
+		goto release_region;
+
+	kdev = kvmfr_dev_alloc(KVMFR_TYPE_PCI, size, &pdev->dev);
+	if (!kdev) {
+		ret = -ENOMEM;
+		goto release_region;
+	}
+	kdev->pdev = pdev;
+
+	/* Write-back kernel mapping for vmap; decrypted, being MMIO. */
+	kdev->kaddr = memremap(start, size, MEMREMAP_WB);
+	if (!kdev->kaddr) {
+		ret = -ENOMEM;
+		goto put_dev;
+	}
+
+	/* struct pages for the BAR, so it can be mapped and DMA-mapped. */
+	kdev->pgmap.type = MEMORY_DEVICE_GENERIC;
+	kdev->pgmap.range.start = start;
+	kdev->pgmap.range.end = start + size - 1;
+	kdev->pgmap.nr_range = 1;
+	addr = memremap_pages(&kdev->pgmap, dev_to_node(&pdev->dev));
+	if (IS_ERR(addr)) {
+		ret = PTR_ERR(addr);
+		dev_err(&pdev->dev, "cannot create struct pages for BAR%d: %d\n",
+			KVMFR_IVSHMEM_BAR, ret);
+		goto put_dev;
+	}
+
+	ret = kvmfr_mem_init_pci(&kdev->mem, pfn_to_page(PHYS_PFN(start)),
+				 size >> PAGE_SHIFT);
+	if (ret)
+		goto unmap_pages;
+
+	ret = kvmfr_dev_add(kdev);
+	if (ret)
+		goto unmap_pages;
+
+	pci_set_drvdata(pdev, kdev);
+	dev_dbg(&pdev->dev, "%s: %pa bytes at %pa\n", dev_name(&kdev->dev),
+		&size, &start);
+	return 0;
+
+unmap_pages:
+	memunmap_pages(&kdev->pgmap);
+put_dev:
+	put_device(&kdev->dev);
+release_region:
+	pci_release_region(pdev, KVMFR_IVSHMEM_BAR);
+disable_device:
+	pci_disable_device(pdev);
+	return ret;
+}
+
+static void kvmfr_pci_remove(struct pci_dev *pdev)
+{
+	struct kvmfr_dev *kdev = pci_get_drvdata(pdev);
+
+	kvmfr_dev_del(kdev);
+	kvmfr_dev_revoke(kdev);
+	kvmfr_pci_wait_unpinned(kdev);
+	memunmap_pages(&kdev->pgmap);
+	/* Files and dma-bufs may still hold kdev; they only see it dead. */
+	put_device(&kdev->dev);
+	pci_release_region(pdev, KVMFR_IVSHMEM_BAR);
+	pci_disable_device(pdev);
+}
+
+static const struct pci_device_id kvmfr_pci_ids[] = {
+	{ PCI_DEVICE(PCI_VENDOR_ID_REDHAT_QUMRANET, 0x1110) },
+	{ }
+};
+MODULE_DEVICE_TABLE(pci, kvmfr_pci_ids);
+
+static struct pci_driver kvmfr_pci_driver = {
+	.name = KBUILD_MODNAME,
+	.id_table = kvmfr_pci_ids,
+	.probe = kvmfr_pci_probe,
+	.remove = kvmfr_pci_remove,
+};
+
+/* ------------------------------------------------------------------------
+ * Module
+ */
+
+static int kvmfr_fs_init_fs_context(struct fs_context *fc)
+{
+	return init_pseudo(fc, KVMFR_FS_MAGIC) ? 0 : -ENOMEM;
+}
+
+static struct file_system_type kvmfr_fs_type = {
+	.name = KBUILD_MODNAME,
+	.init_fs_context = kvmfr_fs_init_fs_context,
+	.kill_sb = kill_anon_super,
+};
+
+static int __init kvmfr_init(void)
+{
+	int ret;
+
+	ret = class_register(&kvmfr_class);
+	if (ret)
+		return ret;
+
+	ret = alloc_chrdev_region(&kvmfr_devt, 0, KVMFR_MAX_MINORS,
+				  KBUILD_MODNAME);
+	if (ret)
+		goto unregister_class;
+
+	kvmfr_mnt = kern_mount(&kvmfr_fs_type);
+	if (IS_ERR(kvmfr_mnt)) {
+		ret = PTR_ERR(kvmfr_mnt);
+		goto unregister_chrdev;
+	}
+
+	ret = kvmfr_static_create_all();
+	if (ret)
+		goto unmount;
+
+	ret = pci_register_driver(&kvmfr_pci_driver);
+	if (ret)
+		goto destroy_static;
+	return 0;
+
+destroy_static:
+	kvmfr_static_destroy_all();
+unmount:
+	kern_unmount(kvmfr_mnt);
+unregister_chrdev:
+	unregister_chrdev_region(kvmfr_devt, KVMFR_MAX_MINORS);
+unregister_class:
+	class_unregister(&kvmfr_class);
+	return ret;
+}
+
+static void __exit kvmfr_exit(void)
+{
+	pci_unregister_driver(&kvmfr_pci_driver);
+	kvmfr_static_destroy_all();
+	kern_unmount(kvmfr_mnt);
+	unregister_chrdev_region(kvmfr_devt, KVMFR_MAX_MINORS);
+	class_unregister(&kvmfr_class);
+	ida_destroy(&kvmfr_minors);
+}
+
+module_init(kvmfr_init);
+module_exit(kvmfr_exit);
+
+MODULE_DESCRIPTION("Shared framebuffer devices for virtual machines (RAM and IVSHMEM)");
+MODULE_LICENSE("GPL");

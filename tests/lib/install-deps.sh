@@ -1,0 +1,35 @@
+#!/bin/bash
+# Make sure the host has every package the harness uses.  Fast path: all
+# present, apt is not touched.  Otherwise install them as root (apt-get update
+# once), or, without root, print the apt command to run and fail.
+set -eu
+
+# qemu-system-x86: the guest; busybox-static: the guest userland; cpio, gzip:
+# the initramfs; kmod: modinfo; build-essential, gcc-multilib: module, host
+# tool and (32-bit) guest programs; bc, libelf-dev, dwarves (pahole, a
+# dependency of linux-kbuild-6.12): what Debian's kbuild expects; zstd,
+# xz-utils: unpacking Debian's kernel packages.
+packages="qemu-system-x86 busybox-static cpio gzip kmod build-essential gcc-multilib
+bc libelf-dev dwarves zstd xz-utils util-linux coreutils"
+
+missing=
+for p in $packages; do
+	status=$(dpkg-query -W -f='${db:Status-Status}' "$p" 2>/dev/null || true)
+	[ "$status" = installed ] || missing="$missing $p"
+done
+[ -z "$missing" ] && exit 0
+
+if [ "$(id -u)" != 0 ]; then
+	echo "tests/run: missing packages:$missing" >&2
+	echo "tests/run: as root, run:  apt-get update && apt-get install -y$missing" >&2
+	exit 1
+fi
+
+log=${KVMFR_RESULTS:?}/install-deps.log
+echo "# installing:$missing (log: $log)"
+if ! { apt-get update && touch "$KVMFR_RESULTS/.apt-updated" &&
+       DEBIAN_FRONTEND=noninteractive apt-get install -y $missing; } >"$log" 2>&1; then
+	tail -n 20 "$log" >&2
+	echo "tests/run: installing packages failed (log: $log)" >&2
+	exit 1
+fi
