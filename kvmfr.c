@@ -112,7 +112,7 @@ struct kvmfr_dev {
 	/* Address space shared by all user mappings of the device. */
 	struct inode *inode;
 
-	struct mutex bufs_lock;
+	struct mutex bufs_lock;		/* protects bufs */
 	struct list_head bufs;
 	atomic_t nr_bufs;
 
@@ -128,7 +128,7 @@ struct kvmfr_buf {
 	struct dma_buf *dmabuf;
 	struct list_head node;		/* on kdev->bufs */
 
-	struct mutex lock;
+	struct mutex lock;		/* protects maps */
 	struct list_head maps;		/* live importer mappings */
 	void *vaddr;			/* vmap of static memory */
 };
@@ -168,16 +168,17 @@ static int kvmfr_sizes_set(const char *val, const struct kernel_param *kp)
 {
 	struct kvmfr_sizes *sizes = kp->arg;
 	unsigned int count = 0, i = 0;
-	char *str, *cur, *tok;
+	char *str, *list, *cur, *tok;
 	u32 *mb;
 	int ret;
 
-	str = kstrdup(strim((char *)val), GFP_KERNEL);
+	str = kstrdup(val, GFP_KERNEL);
 	if (!str)
 		return -ENOMEM;
 
-	if (*str)
-		for (count = 1, cur = str; *cur; cur++)
+	list = strim(str);
+	if (*list)
+		for (count = 1, cur = list; *cur; cur++)
 			count += *cur == ',';
 
 	mb = kcalloc(count, sizeof(*mb), GFP_KERNEL);
@@ -186,7 +187,7 @@ static int kvmfr_sizes_set(const char *val, const struct kernel_param *kp)
 		goto free_str;
 	}
 
-	cur = str;
+	cur = list;
 	while (count && (tok = strsep(&cur, ","))) {
 		ret = kstrtou32(strim(tok), 0, &mb[i]);
 		if (ret || !mb[i]) {
@@ -855,8 +856,6 @@ static int kvmfr_mmap(struct file *filp, struct vm_area_struct *vma)
 
 static long kvmfr_getsize(struct kvmfr_dev *kdev, bool compat)
 {
-	if (READ_ONCE(kdev->dead))
-		return -ENODEV;
 	/* A 32-bit caller cannot tell a size of 2 GiB or more from an error. */
 	if (compat && kdev->size > S32_MAX)
 		return -EOVERFLOW;
@@ -868,6 +867,11 @@ static long kvmfr_ioctl(struct file *filp, unsigned int cmd, unsigned long arg)
 	struct kvmfr_dev *kdev = filp->private_data;
 	struct kvmfr_dmabuf_create create;
 
+	if (cmd != KVMFR_DMABUF_GETSIZE && cmd != KVMFR_DMABUF_CREATE)
+		return -ENOTTY;
+	if (READ_ONCE(kdev->dead))
+		return -ENODEV;
+
 	switch (cmd) {
 	case KVMFR_DMABUF_GETSIZE:
 		return kvmfr_getsize(kdev, false);
@@ -876,9 +880,8 @@ static long kvmfr_ioctl(struct file *filp, unsigned int cmd, unsigned long arg)
 			return -EFAULT;
 		return kvmfr_create_dmabuf(kdev, create.flags, create.offset,
 					   create.size);
-	default:
-		return -ENOTTY;
 	}
+	return -ENOTTY;
 }
 
 #ifdef CONFIG_COMPAT
@@ -899,8 +902,12 @@ static long kvmfr_compat_ioctl(struct file *filp, unsigned int cmd,
 
 	switch (cmd) {
 	case KVMFR_DMABUF_GETSIZE:
+		if (READ_ONCE(kdev->dead))
+			return -ENODEV;
 		return kvmfr_getsize(kdev, true);
 	case KVMFR_DMABUF_CREATE32:
+		if (READ_ONCE(kdev->dead))
+			return -ENODEV;
 		if (copy_from_user(&create, compat_ptr(arg), sizeof(create)))
 			return -EFAULT;
 		return kvmfr_create_dmabuf(kdev, create.flags, create.offset,

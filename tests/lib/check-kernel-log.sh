@@ -1,0 +1,56 @@
+#!/bin/bash
+# check-kernel-log.sh LABEL DIR
+#
+# The kernel-log gate: one test in $TAP_FILE that fails if the guest kernel
+# reported a problem, judged from the console (DIR/console.log, complete even
+# when the guest died) and the dmesg dump (DIR/dmesg.log, complete even for
+# messages below the console log level), plus the taint flags the guest
+# reported at the end (DIR/results.log).  Offending lines are shown.
+set -eu
+label=$1 dir=$2
+here=$(cd "$(dirname "$0")" && pwd)
+. "$here/tap.sh"
+
+# Case-sensitive extended regexps of kernel reports that mean a bug.
+bad='BUG:|kernel BUG at|WARNING:|Oops|KASAN|UBSAN|lockdep|possible circular
+possible recursive locking|inconsistent lock state|DEBUG_LOCKS_WARN_ON
+DMA-API|general protection|Call Trace|kmemleak|unreferenced object
+page allocation failure|self-detected stall|rcu_sched self-detected
+rcu: INFO: rcu_|soft lockup|hung task|blocked for more than
+Kernel panic|cut here|list_add corruption|list_del corruption|refcount_t: 
+Bad page|bad_page|use-after-free|out-of-bounds|double-free|Unable to handle kernel
+invalid opcode:'
+# (Not "segfault at": user programs may provoke SIGSEGV/SIGBUS on purpose.)
+
+# Lines those patterns match on a healthy boot of the kernels we use
+# (boot banners of debug options, not reports).
+benign='DMA-API: preallocated [0-9]+ debug entries|DMA-API: debugging enabled by kernel config
+kmemleak: Kernel memory leak detector initialized|kmemleak: Automatic memory scanning thread started
+Lock dependency validator|lockdep:? .*(MAX_LOCKDEP|Copyright)|MAX_LOCKDEP|per task-struct memory footprint
+KernelAddressSanitizer initialized|KASAN: .*(init|initialized)'
+
+bad=$(printf '%s' "$bad" | paste -sd '|')
+benign=$(printf '%s' "$benign" | paste -sd '|')
+
+# Lines of both logs, timestamps dropped for de-duplication, in first-seen order.
+hits=$(cat "$dir/console.log" "$dir/dmesg.log" 2>/dev/null | tr -d '\r' |
+	grep -E -- "$bad" | grep -Ev -- "$benign" |
+	sed -E 's/^\[ *[0-9]+\.[0-9]+\] //' | awk '!seen[$0]++' || true)
+
+# Taint flags that only a bug sets: B bad page (5), D died/oops (7), W warning
+# (9), L soft lockup (14).  O/E (out-of-tree, unsigned) are expected.
+taint=$(sed -n 's/^@@kvmfr tainted \([0-9]*\).*/\1/p' "$dir/results.log" 2>/dev/null | tail -n 1)
+taint_bad=
+if [ -n "$taint" ]; then
+	for bit in 5:B 7:D 9:W 14:L; do
+		if (((taint >> ${bit%%:*}) & 1)); then taint_bad="$taint_bad${bit#*:}"; fi
+	done
+fi
+
+if [ -z "$hits" ] && [ -z "$taint_bad" ]; then
+	tap_result 0 "$label: kernel log clean (no BUG/WARNING/Oops/KASAN/lockdep/... lines${taint:+, taint $taint})"
+else
+	n=$(printf '%s\n' "$hits" | grep -c . || true)
+	tap_result 1 "$label: kernel log clean: $n offending line(s)${taint_bad:+, taint flags $taint_bad ($taint)}; logs: $dir/console.log $dir/dmesg.log"
+	[ -z "$hits" ] || printf '%s\n' "$hits" | head -n 40 | sed 's/^/#   /'
+fi

@@ -1,0 +1,50 @@
+#!/bin/bash
+# test-kernel.sh SERIES
+#
+# Everything for one kernel of the matrix, results in $KVMFR_RESULTS/SERIES:
+# fetch the Debian kernel, build kvmfr.ko against its headers, build the
+# initramfs, boot the guest, split its results, check its kernel log.  Each
+# step's outcome is a test in SERIES/harness.tap; a failed step skips those
+# that need it.  Needs KVMFR_SRC, KVMFR_RESULTS, KVMFR_CACHE, PATTERN and
+# GUESTBIN (may be empty) from tests/run.
+set -eu
+series=$1
+here=$(cd "$(dirname "$0")" && pwd)
+. "$here/tap.sh"
+dir=$KVMFR_RESULTS/$series
+mkdir -p "$dir"
+export TAP_FILE=$dir/harness.tap
+: >"$TAP_FILE"
+
+if ! LOG=$dir/fetch.log "$here/fetch-kernel.sh" "$series" "$dir/kernel.env" 2>>"$dir/fetch.log"; then
+	tap_result 1 "$series: fetch Debian kernel packages; log: $dir/fetch.log"
+	tap_diag "$dir/fetch.log" 15
+	exit 0
+fi
+. "$dir/kernel.env"
+label=$series
+tap_result 0 "$label: Debian kernel $KVER unpacked in $KROOT"
+
+if ! "$here/build-module.sh" "$KVMFR_SRC" "$KDIR" "$dir/build" >"$dir/build.log" 2>&1; then
+	tap_result 1 "$label: build kvmfr.ko against linux-headers-$KVER; log: $dir/build.log"
+	tap_diag "$dir/build.log" 25
+	exit 0
+fi
+# compiler warnings are shown but do not fail the build test
+if grep -q 'warning:' "$dir/build.log"; then
+	tap_result 0 "$label: build kvmfr.ko against linux-headers-$KVER (with warnings)"
+	grep -A3 'warning:' "$dir/build.log" | head -n 20 | sed 's/^/#   /'
+else
+	tap_result 0 "$label: build kvmfr.ko against linux-headers-$KVER"
+fi
+
+if ! "$here/mkinitramfs.sh" "$dir/initramfs.gz" "$dir/initramfs" "$KVER" "$KROOT" \
+	"$dir/build/kvmfr.ko" "${GUESTBIN:-}" >"$dir/initramfs.log" 2>&1; then
+	tap_result 1 "$label: build the guest initramfs; log: $dir/initramfs.log"
+	tap_diag "$dir/initramfs.log" 10
+	exit 0
+fi
+
+"$here/boot-guest.sh" "$label" "$dir" "$VMLINUZ" "$dir/initramfs.gz"
+"$here/parse-results.sh" "$label" "$dir"
+"$here/check-kernel-log.sh" "$label" "$dir"
