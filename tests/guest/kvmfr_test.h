@@ -163,6 +163,16 @@ static inline const char *kt_errname(int e)
 	return s ? s : "E?";
 }
 
+static inline const char *kt_signame(int sig)
+{
+	const char *s;
+
+	if (!sig)
+		return "no signal";
+	s = sigabbrev_np(sig);
+	return s ? s : "SIG?";
+}
+
 /*
  * The outcome of a call that must fail: true if it returned -1 with errno
  * want, else prints what happened instead.
@@ -536,7 +546,7 @@ static inline int kt_guarded(int (*fn)(struct kvmfr_dev *d),
 		res = fn(d);
 	else
 		res = kt_fail("unexpected SIG%s in the test (fds and mappings of the test leak)",
-			      sigabbrev_np(kt_case_sig));
+			      kt_signame(kt_case_sig));
 	kt_guard(false);
 	return res;
 }
@@ -776,16 +786,6 @@ static inline int kt_probe(volatile void *addr, bool write)
 	sigaction(SIGSEGV, &osegv, NULL);
 	sigaction(SIGALRM, &oalrm, NULL);
 	return sig;
-}
-
-static inline const char *kt_signame(int sig)
-{
-	const char *s;
-
-	if (!sig)
-		return "no signal";
-	s = sigabbrev_np(sig);
-	return s ? s : "SIG?";
 }
 
 /* An access that must raise want (SIGBUS or SIGSEGV). */

@@ -34,10 +34,11 @@ if [ ! -s "$answer" ]; then
 	chmod 755 "$tmp/root/init"
 	(cd "$tmp/root" && find . -mindepth 1 | cpio --quiet -o -H newc -R 0:0) |
 		gzip -1 >"$tmp/initramfs"
-	timeout -s KILL 20 qemu-system-x86_64 -M q35 -accel kvm -m 256 -nodefaults \
+	# (in a subshell, so that bash's "Killed" notice goes to /dev/null too)
+	(timeout -s KILL 20 qemu-system-x86_64 -M q35 -accel kvm -m 256 -nodefaults \
 		-no-user-config -display none -no-reboot -serial "file:$tmp/console" \
 		-kernel "$vmlinuz" -initrd "$tmp/initramfs" \
-		-append "console=ttyS0 panic=-1" >/dev/null 2>&1 || true
+		-append "console=ttyS0 panic=-1"; true) >/dev/null 2>&1
 	if grep -q kvmfr-kvm-probe-ok "$tmp/console" 2>/dev/null; then
 		echo kvm >"$answer"
 	else
