@@ -17,7 +17,7 @@ clean:
 
 # The module, the UAPI header and the udev rule.
 install: modules
-	$(MAKE) -C $(KDIR) M=$(CURDIR) modules_install
+	$(MAKE) -C $(KDIR) M=$(CURDIR) INSTALL_MOD_PATH=$(DESTDIR) modules_install
 	install -D -m 0644 kvmfr.h $(DESTDIR)$(PREFIX)/include/linux/kvmfr.h
 	install -D -m 0644 udev/70-kvmfr.rules $(DESTDIR)$(UDEVDIR)/70-kvmfr.rules
 

@@ -16,17 +16,18 @@
  *  - Removal (PCI remove/unbind/hot-unplug) marks the device dead under
  *    kdev->lock, zaps every user mapping of the device and of its dma-bufs
  *    (they all share kdev->inode's address space), tells dynamic importers
- *    to drop their mappings, waits for transient page pins and only then
- *    unmaps the BAR's struct pages. Faults and new mappings check the dead
- *    flag under kdev->lock, so nothing can map the memory afterwards.
+ *    to drop their mappings, DMA-unmaps what pinned importers still hold,
+ *    waits for transient page pins and only then unmaps the BAR's struct
+ *    pages. Faults and new mappings check the dead flag under kdev->lock,
+ *    so nothing can map the memory afterwards.
  *  - Static memory is freed when the last reference to its device goes.
  *
- * Locking: kdev->lock (rwsem) is taken for read by everything that creates
- * a new way to reach the memory (fault, mmap, dma-buf export, attach, map,
- * vmap) and for write only to set kdev->dead. It nests inside mmap_lock and
- * the dma-buf reservation lock. kdev->bufs_lock protects the list of live
- * dma-bufs and nests outside the reservation lock. buf->lock protects the
- * list of importer mappings used for CPU access syncs.
+ * Locking: kdev->lock (rwsem) is taken for read by everything that maps
+ * the memory (fault, mmap, attach, map, vmap) and for write only to set
+ * kdev->dead. It nests inside mmap_lock and the dma-buf reservation lock and
+ * is never held while taking another lock of ours. kdev->bufs_lock protects
+ * the list of live dma-bufs and nests outside the reservation lock and
+ * buf->lock, which protects a buffer's list of importer mappings.
  */
 
 #define pr_fmt(fmt) KBUILD_MODNAME ": " fmt
@@ -138,7 +139,8 @@ struct kvmfr_map {
 	struct sg_table sgt;
 	struct device *dev;
 	enum dma_data_direction dir;
-	struct list_head node;		/* on buf->maps */
+	struct list_head node;		/* on buf->maps until revoked */
+	bool revoked;			/* DMA-unmapped by the exporter */
 };
 
 /* The static_size_mb= list, in MiB, in device order. */
@@ -445,6 +447,7 @@ static void kvmfr_dev_del(struct kvmfr_dev *kdev)
  */
 static void kvmfr_dev_revoke(struct kvmfr_dev *kdev)
 {
+	struct kvmfr_map *map, *tmp;
 	struct kvmfr_buf *buf;
 
 	down_write(&kdev->lock);
@@ -456,12 +459,23 @@ static void kvmfr_dev_revoke(struct kvmfr_dev *kdev)
 	/*
 	 * A buffer on the list cannot be freed while bufs_lock is held: its
 	 * release op takes the lock first. So its dma_buf is still valid here.
+	 * Dynamic importers unmap when told; what is still mapped afterwards
+	 * (pinned importers) is DMA-unmapped here, while the pages still
+	 * exist, and the importer's own unmap later only frees the table.
 	 */
 	mutex_lock(&kdev->bufs_lock);
 	list_for_each_entry(buf, &kdev->bufs, node) {
 		dma_resv_lock(buf->dmabuf->resv, NULL);
 		dma_buf_move_notify(buf->dmabuf);
 		dma_resv_unlock(buf->dmabuf->resv);
+
+		mutex_lock(&buf->lock);
+		list_for_each_entry_safe(map, tmp, &buf->maps, node) {
+			dma_unmap_sgtable(map->dev, &map->sgt, map->dir, 0);
+			map->revoked = true;
+			list_del(&map->node);
+		}
+		mutex_unlock(&buf->lock);
 	}
 	mutex_unlock(&kdev->bufs_lock);
 }
@@ -541,7 +555,8 @@ static int kvmfr_mmap_range(struct kvmfr_range *r, struct vm_area_struct *vma)
 	struct kvmfr_dev *kdev = r->kdev;
 	int ret = 0;
 
-	if (!(vma->vm_flags & VM_SHARED))
+	/* MAP_SHARED of a read-only fd has VM_MAYSHARE without VM_SHARED. */
+	if (!(vma->vm_flags & VM_MAYSHARE))
 		return -EINVAL;
 	if (vma->vm_pgoff >= r->npages ||
 	    vma_pages(vma) > r->npages - vma->vm_pgoff)
@@ -578,6 +593,22 @@ static int kvmfr_dmabuf_attach(struct dma_buf *dmabuf,
 		ret = -ENODEV;
 	up_read(&buf->range.kdev->lock);
 	return ret;
+}
+
+/*
+ * The memory never moves, so pinning has nothing to do; having pin/unpin
+ * makes this a dynamic exporter, which is what lets dynamic importers map
+ * afresh after dma_buf_move_notify() instead of reusing a cached mapping.
+ */
+static int kvmfr_dmabuf_pin(struct dma_buf_attachment *attach)
+{
+	struct kvmfr_buf *buf = attach->dmabuf->priv;
+
+	return READ_ONCE(buf->range.kdev->dead) ? -ENODEV : 0;
+}
+
+static void kvmfr_dmabuf_unpin(struct dma_buf_attachment *attach)
+{
 }
 
 static struct sg_table *kvmfr_dmabuf_map(struct dma_buf_attachment *attach,
@@ -633,12 +664,16 @@ static void kvmfr_dmabuf_unmap(struct dma_buf_attachment *attach,
 {
 	struct kvmfr_map *map = container_of(sgt, struct kvmfr_map, sgt);
 	struct kvmfr_buf *buf = attach->dmabuf->priv;
+	bool revoked;
 
 	mutex_lock(&buf->lock);
-	list_del(&map->node);
+	revoked = map->revoked;
+	if (!revoked)
+		list_del(&map->node);
 	mutex_unlock(&buf->lock);
 
-	dma_unmap_sgtable(attach->dev, sgt, dir, 0);
+	if (!revoked)
+		dma_unmap_sgtable(attach->dev, sgt, dir, 0);
 	sg_free_table(sgt);
 	kfree(map);
 }
@@ -740,6 +775,8 @@ static void kvmfr_dmabuf_release(struct dma_buf *dmabuf)
 
 static const struct dma_buf_ops kvmfr_dmabuf_ops = {
 	.attach = kvmfr_dmabuf_attach,
+	.pin = kvmfr_dmabuf_pin,
+	.unpin = kvmfr_dmabuf_unpin,
 	.map_dma_buf = kvmfr_dmabuf_map,
 	.unmap_dma_buf = kvmfr_dmabuf_unmap,
 	.begin_cpu_access = kvmfr_dmabuf_begin_cpu_access,
@@ -765,6 +802,8 @@ static int kvmfr_create_dmabuf(struct kvmfr_dev *kdev, u8 flags, u64 offset,
 		return -EINVAL;
 	if (check_add_overflow(offset, size, &end) || end > kdev->size)
 		return -EINVAL;
+	if (READ_ONCE(kdev->dead))
+		return -ENODEV;
 
 	buf = kzalloc(sizeof(*buf), GFP_KERNEL);
 	if (!buf)
@@ -774,12 +813,6 @@ static int kvmfr_create_dmabuf(struct kvmfr_dev *kdev, u8 flags, u64 offset,
 	buf->range.npages = size >> PAGE_SHIFT;
 	mutex_init(&buf->lock);
 	INIT_LIST_HEAD(&buf->maps);
-
-	down_read(&kdev->lock);
-	if (kdev->dead) {
-		ret = -ENODEV;
-		goto free_buf;
-	}
 
 	exp_info.ops = &kvmfr_dmabuf_ops;
 	exp_info.size = size;
@@ -797,11 +830,14 @@ static int kvmfr_create_dmabuf(struct kvmfr_dev *kdev, u8 flags, u64 offset,
 	/* Its user mappings join the device's, so removal zaps them too. */
 	dmabuf->file->f_mapping = kdev->inode->i_mapping;
 
+	/*
+	 * A removal racing with this misses the new buffer, which is fine:
+	 * attach, map, mmap and vmap all check kdev->dead themselves.
+	 */
 	mutex_lock(&kdev->bufs_lock);
 	list_add(&buf->node, &kdev->bufs);
 	mutex_unlock(&kdev->bufs_lock);
 	atomic_inc(&kdev->nr_bufs);
-	up_read(&kdev->lock);
 
 	ret = dma_buf_fd(dmabuf, O_RDWR |
 			 (flags & KVMFR_DMABUF_FLAG_CLOEXEC ? O_CLOEXEC : 0));
@@ -810,7 +846,6 @@ static int kvmfr_create_dmabuf(struct kvmfr_dev *kdev, u8 flags, u64 offset,
 	return ret;
 
 free_buf:
-	up_read(&kdev->lock);
 	mutex_destroy(&buf->lock);
 	kfree(buf);
 	return ret;
@@ -1210,3 +1245,4 @@ module_exit(kvmfr_exit);
 
 MODULE_DESCRIPTION("Shared framebuffer devices for virtual machines (RAM and IVSHMEM)");
 MODULE_LICENSE("GPL");
+MODULE_VERSION("0.1.0");

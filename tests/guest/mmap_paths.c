@@ -487,6 +487,34 @@ static int fork_shared(struct kvmfr_dev *d)
 	return res;
 }
 
+/* Writers of shared memory msync it; it must not fail on device memory. */
+static int msync_works(struct kvmfr_dev *d)
+{
+	uint64_t seed = kt_seed();
+	int fd, res = KT_PASS;
+	uint8_t *p;
+
+	fd = kt_open(d);
+	if (fd < 0)
+		return KT_FAIL;
+	p = kt_map(fd, 0, 4 * kt_page);
+	kt_close(fd);
+	if (!p)
+		return KT_FAIL;
+	kt_fill_at(p, 0, 4 * kt_page, seed);
+	if (msync(p, 4 * kt_page, MS_ASYNC))
+		res = kt_fail("msync(MS_ASYNC): %s", kt_errname(errno));
+	if (msync(p, 4 * kt_page, MS_SYNC))
+		res = kt_fail("msync(MS_SYNC): %s", kt_errname(errno));
+	if (msync(p, 4 * kt_page, MS_SYNC | MS_INVALIDATE))
+		res = kt_fail("msync(MS_SYNC | MS_INVALIDATE): %s",
+			      kt_errname(errno));
+	if (!kt_check_at(p, 0, 4 * kt_page, seed, "after msync"))
+		res = KT_FAIL;
+	kt_unmap(p, 4 * kt_page);
+	return res;
+}
+
 static int no_reference_left(struct kvmfr_dev *d)
 {
 	long long rc = kt_module_refcnt();
@@ -512,6 +540,7 @@ static const struct kt_case cases[] = {
 	{ "MADV_DONTNEED keeps the data", madv_dontneed, KT_ALL },
 	{ "mapping outlives its fd", outlives_fd, KT_ALL },
 	{ "forked child shares the mapping both ways", fork_shared, KT_ALL },
+	{ "msync of a device mapping succeeds", msync_works, KT_ALL },
 	{ "no module reference left behind", no_reference_left, KT_ALL },
 };
 

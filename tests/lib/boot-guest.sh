@@ -35,7 +35,7 @@ echo "# booting $label under $accel (timeout ${boot_timeout} s)"
 rm -f "$dir/console.log" "$dir/results.log" "$dir/dmesg.log"
 touch "$dir/results.log"
 start=$(date +%s)
-timeout -s KILL "$boot_timeout" qemu-system-x86_64 \
+timeout --foreground -s KILL "$boot_timeout" qemu-system-x86_64 \
 	-M q35 -accel "$accel" -m 1024 -smp 2 \
 	-nodefaults -no-user-config -display none -no-reboot \
 	-kernel "$vmlinuz" -initrd "$initramfs" \

@@ -19,7 +19,7 @@ mkdir -p "$dir/tap" "$dir/extra"
 # One record per block: kind, name, rc ("none" if the end marker is missing).
 blocks=$(awk -v dir="$dir" '
 	function finish(rc) {
-		if (kind != "") print kind "\t" name "\t" rc
+		if (kind != "" && kind != "stderr") print kind "\t" name "\t" rc "\t" safe
 		if (file != "") close(file)
 		kind = ""; file = ""; pending = 0
 	}
@@ -32,10 +32,15 @@ blocks=$(awk -v dir="$dir" '
 	/^@@kvmfr begin / {
 		finish("none")
 		kind = $3; name = $4
-		safe = name; gsub(/[^A-Za-z0-9._+-]/, "_", safe)
-		if (kind == "tap") file = dir "/tap/" safe ".tap"
-		else if (kind == "raw") file = dir "/extra/" safe ".out"
-		else file = dir "/" (prev_kind == "raw" ? "extra/" : "tap/") safe ".stderr"
+		if (kind == "stderr") {
+			# stderr of the program of the block just ended
+			file = dir "/" (prev_kind == "raw" ? "extra/" : "tap/") safe ".stderr"
+		} else {
+			safe = name; sub(/^extra\//, "", safe); gsub(/[^A-Za-z0-9._+-]/, "_", safe)
+			# a program listed twice gets NAME.2.tap, ...
+			if (used[safe]++) safe = safe "." used[safe]
+			file = dir (kind == "raw" ? "/extra/" safe ".out" : "/tap/" safe ".tap")
+		}
 		printf "" >file
 		next
 	}
@@ -52,8 +57,7 @@ blocks=$(awk -v dir="$dir" '
 ' "$dir/results.log")
 
 [ -n "$blocks" ] || exit 0
-while IFS=$'\t' read -r kind name rc; do
-	safe=$(printf '%s' "$name" | tr -c 'A-Za-z0-9._+\n-' _)
+while IFS=$'\t' read -r kind name rc safe; do
 	case $kind in
 	tap)
 		file=$dir/tap/$safe.tap
@@ -67,8 +71,10 @@ while IFS=$'\t' read -r kind name rc; do
 		what="$label: $name ran to completion"
 		if [ "$rc" = none ]; then
 			tap_result 1 "$what: no end marker (the guest stopped while it ran)"
-		elif [ "$rc" -ge 124 ]; then
-			tap_result 1 "$what: exit status $rc (timed out after ${KVMFR_TEST_TIMEOUT:-300} s or killed by signal $((rc - 128)))"
+		elif [ "$rc" = 143 ] || [ "$rc" = 137 ] || [ "$rc" = 124 ]; then
+			tap_result 1 "$what: exit status $rc: timed out after ${KVMFR_TEST_TIMEOUT:-300} s (or got SIGTERM/SIGKILL)"
+		elif [ "$rc" -gt 128 ]; then
+			tap_result 1 "$what: killed by signal $((rc - 128))"
 		elif [ "$plan" = - ]; then
 			tap_result 1 "$what: no TAP plan (1..N), exit status $rc"
 		elif [ "$plan" != "$count" ]; then

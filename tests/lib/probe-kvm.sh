@@ -35,10 +35,10 @@ if [ ! -s "$answer" ]; then
 	(cd "$tmp/root" && find . -mindepth 1 | cpio --quiet -o -H newc -R 0:0) |
 		gzip -1 >"$tmp/initramfs"
 	# (in a subshell, so that bash's "Killed" notice goes to /dev/null too)
-	(timeout -s KILL 20 qemu-system-x86_64 -M q35 -accel kvm -m 256 -nodefaults \
+	(timeout --foreground -s KILL 20 qemu-system-x86_64 -M q35 -accel kvm -m 256 -nodefaults \
 		-no-user-config -display none -no-reboot -serial "file:$tmp/console" \
 		-kernel "$vmlinuz" -initrd "$tmp/initramfs" \
-		-append "console=ttyS0 panic=-1"; true) >/dev/null 2>&1
+		-append "console=ttyS0 panic=-1" || true) >/dev/null 2>&1
 	if grep -q kvmfr-kvm-probe-ok "$tmp/console" 2>/dev/null; then
 		echo kvm >"$answer"
 	else

@@ -1,0 +1,402 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * Module unload while something still uses it: delete_module is refused
+ * while a device fd is open, while only a device mapping remains, while only
+ * a dma-buf fd remains and while only a dma-buf mapping remains. Once that
+ * is released the module unloads, and finit_module with the original
+ * parameters brings every device back: same names and sizes, static memory
+ * zeroed again, PCI memory (the host's file) untouched.
+ *
+ * The module is always left loaded with its original parameters.
+ */
+#include "kvmfr_test.h"
+
+enum holder { H_FD, H_DEVMAP, H_DMABUF_FD, H_DMABUF_MAP, H_COUNT };
+
+static const char *const holder_name[H_COUNT] = {
+	"an open device fd",
+	"only a device mapping",
+	"only a dma-buf fd",
+	"only a dma-buf mapping",
+};
+
+#define TESTS_PER_CASE	8
+
+static const char *ko_path;
+static char params[160];
+
+struct hold {
+	int fd, db;
+	uint8_t *dev, *buf;
+	uint64_t size, off, len;
+	uint64_t seed;
+};
+
+static bool module_loaded(void)
+{
+	return kt_exists("/sys/module/kvmfr");
+}
+
+static int do_rmmod(void)
+{
+	return syscall(SYS_delete_module, "kvmfr", O_NONBLOCK);
+}
+
+static int do_insmod(void)
+{
+	int fd, r, e;
+
+	fd = open(ko_path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -1;
+	r = syscall(SYS_finit_module, fd, params, 0);
+	e = errno;
+	close(fd);
+	errno = e;
+	return r;
+}
+
+/* Waits for the devices' nodes after a load (probe is synchronous). */
+static void wait_devices(void)
+{
+	uint64_t end = kt_now_ms() + 10000;
+	int i, ok;
+
+	do {
+		for (i = 0, ok = 1; i < kt_ndev; i++)
+			ok &= kt_resolve(&kt_devs[i]) && kt_exists(kt_devs[i].node);
+		if (ok)
+			return;
+		kt_sleep_ms(50);
+	} while (kt_now_ms() < end);
+}
+
+/* Fills every static device with 0xa5, puts a marker in every PCI one. */
+static bool prepare_memory(uint64_t seed)
+{
+	bool ok = true;
+	uint8_t *p;
+	int i, fd;
+
+	for (i = 0; i < kt_ndev; i++) {
+		struct kvmfr_dev *d = &kt_devs[i];
+
+		if (!kt_resolve(d))
+			return false;
+		fd = kt_open(d);
+		if (fd < 0)
+			return false;
+		p = kt_map(fd, 0, d->size);
+		kt_close(fd);
+		if (!p)
+			return false;
+		if (d->pci) {
+			kt_fill_at(p, 0, kt_page, seed);
+			kt_fill_at(p + d->size - kt_page, d->size - kt_page,
+				   kt_page, seed);
+		} else {
+			memset(p, 0xa5, d->size);
+		}
+		kt_unmap(p, d->size);
+	}
+	return ok;
+}
+
+static int take(struct kvmfr_dev *d, enum holder h, struct hold *o)
+{
+	memset(o, 0, sizeof(*o));
+	o->fd = o->db = -1;
+	o->size = d->size;
+	o->off = 2 * kt_page;
+	o->len = 4 * kt_page;
+	o->seed = kt_seed();
+	o->fd = kt_open(d);
+	if (o->fd < 0)
+		return -1;
+	switch (h) {
+	case H_FD:
+		return 0;
+	case H_DEVMAP:
+		o->dev = kt_map(o->fd, 0, o->size);
+		break;
+	case H_DMABUF_FD:
+	case H_DMABUF_MAP:
+		o->db = kt_create(o->fd, KVMFR_DMABUF_FLAG_CLOEXEC, o->off, o->len);
+		if (o->db < 0)
+			kt_diag("CREATE: %s", kt_errname(errno));
+		if (h == H_DMABUF_MAP && o->db >= 0) {
+			o->buf = kt_map(o->db, 0, o->len);
+			kt_close(o->db);
+			o->db = -1;
+			if (!o->buf)
+				break;
+		}
+		break;
+	default:
+		break;
+	}
+	kt_close(o->fd);
+	o->fd = -1;
+	if ((h == H_DEVMAP && !o->dev) || (h == H_DMABUF_FD && o->db < 0) ||
+	    (h == H_DMABUF_MAP && !o->buf))
+		return -1;
+	return 0;
+}
+
+/* The held object still does its job after the refused unload. */
+static int still_works(enum holder h, struct hold *o)
+{
+	uint8_t *p;
+
+	switch (h) {
+	case H_FD:
+		if (kt_getsize(o->fd) != (long long)o->size)
+			return kt_fail("GETSIZE: %s", kt_errname(errno));
+		return KT_PASS;
+	case H_DEVMAP:
+		kt_fill_at(o->dev + o->off, o->off, o->len, o->seed);
+		return kt_check_at(o->dev + o->off, o->off, o->len, o->seed,
+				   "device mapping") ? KT_PASS : KT_FAIL;
+	case H_DMABUF_FD:
+		if (lseek(o->db, 0, SEEK_END) != (off_t)o->len)
+			return kt_fail("lseek on the dma-buf");
+		p = kt_map(o->db, 0, o->len);
+		if (!p)
+			return KT_FAIL;
+		kt_fill_at(p, o->off, o->len, o->seed);
+		kt_unmap(p, o->len);
+		return KT_PASS;
+	case H_DMABUF_MAP:
+		kt_fill_at(o->buf, o->off, o->len, o->seed);
+		return kt_check_at(o->buf, o->off, o->len, o->seed,
+				   "dma-buf mapping") ? KT_PASS : KT_FAIL;
+	default:
+		return KT_FAIL;
+	}
+}
+
+static void release(struct hold *o)
+{
+	kt_unmap(o->dev, o->size);
+	kt_unmap(o->buf, o->len);
+	kt_close(o->db);
+	kt_close(o->fd);
+	o->dev = o->buf = NULL;
+	o->db = o->fd = -1;
+}
+
+static int refused(void)
+{
+	int r, e;
+
+	errno = 0;
+	r = do_rmmod();
+	e = errno;
+	if (r == -1 && (e == EBUSY || e == EWOULDBLOCK))
+		return module_loaded() ? KT_PASS :
+			kt_fail("delete_module failed but the module is gone");
+	if (r == 0)
+		return kt_fail("delete_module succeeded while in use");
+	return kt_fail("delete_module: expected EBUSY or EWOULDBLOCK, got %s",
+		       kt_errname(e));
+}
+
+static int unloads(void)
+{
+	int i, r = -1, e = 0;
+
+	/* Releases are synchronous; allow a little slack, and say so. */
+	for (i = 0; i < 40; i++) {
+		r = do_rmmod();
+		e = errno;
+		if (!r || (e != EBUSY && e != EWOULDBLOCK))
+			break;
+		kt_sleep_ms(50);
+	}
+	if (r)
+		return kt_fail("delete_module: %s (refcnt %lld)", kt_errname(e),
+			       kt_module_refcnt());
+	if (i)
+		kt_diag("delete_module needed %d retries", i);
+	return KT_PASS;
+}
+
+static int all_gone(void)
+{
+	struct dirent *de;
+	int res = KT_PASS;
+	DIR *dir;
+
+	if (module_loaded())
+		res = kt_fail("/sys/module/kvmfr still exists");
+	if (kt_exists("/sys/class/kvmfr"))
+		res = kt_fail("/sys/class/kvmfr still exists");
+	if (kt_exists("/sys/bus/pci/drivers/kvmfr"))
+		res = kt_fail("/sys/bus/pci/drivers/kvmfr still exists");
+	dir = opendir("/dev");
+	while (dir && (de = readdir(dir)))
+		if (!strncmp(de->d_name, "kvmfr", 5))
+			res = kt_fail("/dev/%s still exists", de->d_name);
+	if (dir)
+		closedir(dir);
+	return res;
+}
+
+static int reloads(void)
+{
+	if (do_insmod())
+		return kt_fail("finit_module(%s, \"%s\"): %s", ko_path, params,
+			       kt_errname(errno));
+	wait_devices();
+	return KT_PASS;
+}
+
+static int devices_back(void)
+{
+	char buf[128], want_name[32];
+	int i, rank, j, res = KT_PASS;
+
+	if (kt_read_file("/sys/module/kvmfr/parameters/static_size_mb", buf,
+			 sizeof(buf)) || strcmp(buf, kt_static_param))
+		res = kt_fail("static_size_mb does not read '%s'", kt_static_param);
+	for (i = 0; i < kt_ndev; i++) {
+		struct kvmfr_dev *d = &kt_devs[i];
+
+		if (!kt_resolve(d)) {
+			res = kt_fail("%s did not come back", d->label);
+			continue;
+		}
+		rank = 0;
+		for (j = 0; d->pci && j < kt_ndev; j++)
+			if (kt_devs[j].pci &&
+			    strcmp(kt_devs[j].pci_addr, d->pci_addr) < 0)
+				rank++;
+		snprintf(want_name, sizeof(want_name), "kvmfr%d",
+			 d->pci ? kt_nstatic + rank : d->index);
+		if (strcmp(d->name, want_name))
+			res = kt_fail("%s is %s, expected %s", d->label, d->name,
+				      want_name);
+		if (kt_dev_attr(d, "type", buf, sizeof(buf)) ||
+		    strcmp(buf, d->pci ? "pci" : "static"))
+			res = kt_fail("%s: wrong type", d->label);
+		if (d->expect_size && d->size != d->expect_size)
+			res = kt_fail("%s: size %" PRIu64 ", expected %" PRIu64,
+				      d->label, d->size, d->expect_size);
+		if (!kt_exists(d->node))
+			res = kt_fail("%s: no %s", d->label, d->node);
+	}
+	return res;
+}
+
+static int check_memory(bool pci, uint64_t seed)
+{
+	int i, fd, res = KT_PASS, n = 0;
+	uint8_t *p;
+
+	for (i = 0; i < kt_ndev; i++) {
+		struct kvmfr_dev *d = &kt_devs[i];
+
+		if (d->pci != pci)
+			continue;
+		n++;
+		if (!d->found)
+			return kt_fail("%s missing", d->label);
+		fd = kt_open(d);
+		if (fd < 0)
+			return KT_FAIL;
+		p = kt_map(fd, 0, d->size);
+		kt_close(fd);
+		if (!p)
+			return KT_FAIL;
+		if (!pci && !kt_is_zero(p, d->size, d->name))
+			res = KT_FAIL;
+		if (pci && (!kt_check_at(p, 0, kt_page, seed, d->name) ||
+			    !kt_check_at(p + d->size - kt_page, d->size - kt_page,
+					 kt_page, seed, d->name)))
+			res = KT_FAIL;
+		kt_unmap(p, d->size);
+	}
+	if (!n)
+		return kt_skip("no %s device", pci ? "PCI" : "static");
+	return res;
+}
+
+static void run_case(struct kvmfr_dev *d, enum holder h)
+{
+	uint64_t seed = kt_seed();
+	const char *hn = holder_name[h];
+	const char *l = d->label;
+	struct hold o;
+	bool held;
+	int res;
+
+	if (!module_loaded()) {
+		kt_diag("module not loaded before the case: loading it");
+		reloads();
+	}
+	memset(&o, 0, sizeof(o));
+	o.fd = o.db = -1;
+	held = kt_resolve(d) && prepare_memory(seed) && !take(d, h, &o);
+	kt_report(held ? refused() : kt_fail("could not take %s", hn),
+		  "%s: rmmod refused while %s remains", l, hn);
+	kt_report(held ? still_works(h, &o) : KT_FAIL,
+		  "%s: %s still works after the refused rmmod", l, hn);
+	release(&o);
+	res = unloads();
+	kt_report(res, "%s: rmmod succeeds once %s is released", l, hn);
+	kt_report(res == KT_PASS ? all_gone() : KT_FAIL,
+		  "%s: module, class, driver and nodes are gone", l);
+	kt_report(module_loaded() ? kt_fail("still loaded") : reloads(),
+		  "%s: finit_module with static_size_mb=%s", l, kt_static_param);
+	kt_report(devices_back(), "%s: devices back with their names, types and sizes",
+		  l);
+	kt_report(check_memory(false, seed), "%s: static memory is zeroed again", l);
+	kt_report(check_memory(true, seed), "%s: PCI memory kept across the reload",
+		  l);
+}
+
+int main(void)
+{
+	struct kvmfr_dev *targets[2] = { NULL, NULL };
+	int i, n = 0, h, fd;
+	long long rc;
+
+	kt_init();
+	ko_path = getenv("KVMFR_KO");
+	if (!ko_path)
+		ko_path = "/lib/kvmfr/kvmfr.ko";
+	fd = open(ko_path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0) {
+		printf("Bail out! cannot open the module %s (KVMFR_KO): %s; not unloading\n",
+		       ko_path, strerror(errno));
+		return 1;
+	}
+	close(fd);
+	if (kt_static_param[0])
+		snprintf(params, sizeof(params), "static_size_mb=%s",
+			 kt_static_param);
+
+	for (i = 0; i < kt_ndev; i++) {
+		if (!kt_devs[i].pci && !targets[0])
+			targets[0] = &kt_devs[i];
+		if (kt_devs[i].pci && !targets[1])
+			targets[1] = &kt_devs[i];
+	}
+	n = (!!targets[0] + !!targets[1]) * H_COUNT * TESTS_PER_CASE;
+	kt_plan(n + 1);
+	rc = kt_module_refcnt();
+	if (rc)
+		kt_diag("module refcnt is %lld before the tests", rc);
+
+	for (i = 0; i < 2; i++)
+		for (h = 0; targets[i] && h < H_COUNT; h++)
+			run_case(targets[i], h);
+
+	if (!module_loaded()) {
+		kt_diag("module not loaded at the end: loading it");
+		reloads();
+	}
+	kt_report(module_loaded() && !devices_back() ? KT_PASS : KT_FAIL,
+		  "module loaded with its original parameters at the end");
+	return kt_exit();
+}
