@@ -10,6 +10,11 @@
  *
  *   KVMFR_UNPLUG_CYCLES=N   cycles of each kind (default 100)
  *   KVMFR_UNPLUG_SECONDS=N  time bound for each kind (default 120)
+ *
+ * "kvmfr-unplug_cycles external" instead follows hot-unplugs made from
+ * outside (QEMU device_del/device_add of the device at KVMFR_HOTPLUG_PCI):
+ * it prints "# unplug_cycles: ready" and counts the device going away and
+ * coming back, KVMFR_HOTPLUG_CYCLES times (default 50).
  */
 #include "../guest/kvmfr_test.h"
 
@@ -113,16 +118,29 @@ static double now(void)
 	return t.tv_sec + t.tv_nsec / 1e9;
 }
 
-static int wait_node(struct kvmfr_dev *d, bool present)
+static int wait_node_ms(struct kvmfr_dev *d, bool present, int ms)
 {
 	int i;
 
-	for (i = 0; i < 2000; i++) {
+	for (i = 0; i < ms; i++) {
 		if (kt_resolve(d) == present)
 			return 0;
 		usleep(1000);
 	}
 	return -1;
+}
+
+static int wait_node(struct kvmfr_dev *d, bool present)
+{
+	return wait_node_ms(d, present, 2000);
+}
+
+/* One hot-unplug and re-plug made by someone else. */
+static int cycle_external(struct kvmfr_dev *d)
+{
+	if (wait_node_ms(d, false, 60000))
+		return -1;
+	return wait_node_ms(d, true, 60000);
 }
 
 static int cycle_remove(struct kvmfr_dev *d)
@@ -149,12 +167,10 @@ static int cycle_unbind(struct kvmfr_dev *d)
 }
 
 static int run_cycles(struct kvmfr_dev *d, int (*cycle)(struct kvmfr_dev *),
-		      const char *what)
+		      const char *what, long cycles, double limit)
 {
-	const char *c = getenv("KVMFR_UNPLUG_CYCLES");
-	const char *s = getenv("KVMFR_UNPLUG_SECONDS");
-	long cycles = c ? atol(c) : 100, done = 0;
-	double limit = s ? atof(s) : 120, t0 = now();
+	double t0 = now();
+	long done = 0;
 	struct worker_stats st, sum = { 0 };
 	volatile bool *stop;
 	pid_t pids[WORKERS];
@@ -175,6 +191,8 @@ static int run_cycles(struct kvmfr_dev *d, int (*cycle)(struct kvmfr_dev *),
 		close(pipes[i][1]);
 	}
 
+	if (cycle == cycle_external)
+		printf("# unplug_cycles: ready\n");
 	while (done < cycles && now() - t0 < limit) {
 		usleep(2000);	/* let the workers map and touch */
 		if (cycle(d)) {
@@ -249,10 +267,46 @@ static int data_survives(struct kvmfr_dev *d)
 	return ret;
 }
 
-int main(void)
+static long env_long(const char *name, long def)
 {
+	const char *s = getenv(name);
+
+	return s ? atol(s) : def;
+}
+
+static int main_external(void)
+{
+	const char *addr = getenv("KVMFR_HOTPLUG_PCI");
 	struct kvmfr_dev *d = NULL;
 	int i;
+
+	kt_init();
+	kt_plan(1);
+	for (i = 0; i < kt_ndev && addr && !d; i++)
+		if (kt_devs[i].pci && !strcmp(kt_devs[i].pci_addr, addr))
+			d = &kt_devs[i];
+	if (!d || !d->found)
+		kt_report(kt_fail("no kvmfr device at KVMFR_HOTPLUG_PCI=%s",
+				  addr ? addr : "(unset)"),
+			  "hot-unplug cycles");
+	else
+		kt_report(run_cycles(d, cycle_external,
+				     "QEMU device_del/device_add",
+				     env_long("KVMFR_HOTPLUG_CYCLES", 50), 1800),
+			  "%s: QEMU hot-unplug/replug cycles with live mappings, fds and dma-bufs in other processes",
+			  d->label);
+	return kt_exit();
+}
+
+int main(int argc, char **argv)
+{
+	long cycles = env_long("KVMFR_UNPLUG_CYCLES", 100);
+	double limit = env_long("KVMFR_UNPLUG_SECONDS", 120);
+	struct kvmfr_dev *d = NULL;
+	int i;
+
+	if (argc > 1 && !strcmp(argv[1], "external"))
+		return main_external();
 
 	kt_init();
 	kt_plan(3);
@@ -265,10 +319,10 @@ int main(void)
 				  "unplug cycles");
 		return kt_exit();
 	}
-	kt_report(run_cycles(d, cycle_remove, "remove/rescan"),
+	kt_report(run_cycles(d, cycle_remove, "remove/rescan", cycles, limit),
 		  "%s: PCI remove/rescan cycles with live mappings, fds and dma-bufs in other processes",
 		  d->label);
-	kt_report(run_cycles(d, cycle_unbind, "unbind/bind"),
+	kt_report(run_cycles(d, cycle_unbind, "unbind/bind", cycles, limit),
 		  "%s: driver unbind/bind cycles with live mappings, fds and dma-bufs in other processes",
 		  d->label);
 	kt_report(data_survives(d),
