@@ -958,6 +958,7 @@ static const struct file_operations kvmfr_fops = {
 	.open = kvmfr_open,
 	.release = kvmfr_release,
 	.mmap = kvmfr_mmap,
+	.fsync = noop_fsync,	/* msync(): the memory has no backing store */
 	.unlocked_ioctl = kvmfr_ioctl,
 #ifdef CONFIG_COMPAT
 	.compat_ioctl = kvmfr_compat_ioctl,

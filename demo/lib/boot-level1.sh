@@ -47,8 +47,9 @@ timeout -s KILL "$timeout" qemu-system-x86_64 \
 qemu=$!
 
 # progress, as it comes
-tail -n +1 -s 0.2 -F --pid=$qemu "$out/progress.log" 2>/dev/null | tr -d '\r' |
+tail -n +1 -s 0.2 -F --pid=$qemu "$out/progress.log" 2>/dev/null |
 while IFS= read -r line; do
+	line=${line%$'\r'}
 	case $line in
 	'@@step '*) echo "[$(elapsed)s] ${line#@@step }" ;;
 	'@@check ok '*) echo "[$(elapsed)s]   ok: ${line#@@check ok }" ;;

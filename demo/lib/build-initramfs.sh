@@ -1,6 +1,6 @@
 #!/bin/bash
 # SPDX-License-Identifier: GPL-2.0
-# build-initramfs.sh OUT KVER KROOT VMLINUZ KO BINDIR
+# build-initramfs.sh OUT KVER KROOT VMLINUX KO BINDIR
 #
 # Build the two initramfs images of the demo in OUT (uncompressed newc cpio:
 # unpacking gzip under nested TCG costs more than the copy):
@@ -11,11 +11,12 @@
 #                    /lib/demo/vfio-modules), frame-client, uring-pin, this
 #                    machine's qemu-system-x86_64 at /usr/bin with its ldd
 #                    closure, TCG accelerator module and firmware, and the
-#                    VM's kernel and initramfs in /demo
+#                    VM's kernel (VMLINUX, the uncompressed ELF image, booted
+#                    through its PVH entry) and initramfs in /demo
 # The level-1 settings come from the DEMO_* environment variables (see
 # demo/run) and are written to /etc/demo.env.
 set -eu
-out=$1 kver=$2 kroot=$3 vmlinuz=$4 ko=$5 bindir=$6
+out=$1 kver=$2 kroot=$3 vmlinux=$4 ko=$5 bindir=$6
 lib=$(cd "$(dirname "$0")" && pwd)
 qemu=/usr/bin/qemu-system-x86_64
 accel=/usr/lib/x86_64-linux-gnu/qemu/accel-tcg-x86_64.so
@@ -107,7 +108,7 @@ for f in kvmvapic.bin linuxboot.bin linuxboot_dma.bin pvh.bin; do
 done
 
 mkdir -p "$s1/demo"
-cp "$vmlinuz" "$s1/demo/level2-kernel"
+cp "$vmlinux" "$s1/demo/level2-kernel"
 cp "$out/level2.cpio" "$s1/demo/level2-initramfs"
 
 cat >"$s1/etc/demo.env" <<EOT

@@ -14,20 +14,22 @@
  * move_notify callback); KVMFR_EDU_IMPORT_STATIC makes a static one.
  *  - A dynamic importer uses its mapping only under the dma-buf's
  *    reservation lock, held for the whole transfer. move_notify runs under
- *    that lock: it drops the mapping and marks the attachment moved, so no
- *    transfer can use the old mapping once move_notify has returned.
- *    kvmfr is not a dynamic exporter (no pin op), so the dma-buf core mapped
- *    the buffer once at attach time and keeps that mapping cached in the
- *    attachment until detach: a new map call would just return the stale
- *    table. So after a move the next use detaches and attaches again, which
- *    asks kvmfr, which refuses (-ENODEV) once its device is gone.
- *  - A static importer is never told about a move or a revocation; its
- *    mapping stays until it unmaps. Mapping again, vmap and CPU access then
- *    fail with -ENODEV from kvmfr.
+ *    that lock: it unmaps and marks the attachment moved, so no transfer can
+ *    use the old mapping once move_notify has returned. The next use maps
+ *    again, which kvmfr refuses (-ENODEV) once its device is gone. Were the
+ *    exporter not dynamic (no pin op), the dma-buf core would have mapped
+ *    the buffer once at attach time and would keep returning that cached
+ *    table: then the next use detaches and attaches again instead.
+ *  - A static importer is never told about a move or a revocation. For a
+ *    dynamic exporter such as kvmfr the core pinned and mapped the buffer
+ *    at attach time and keeps that mapping until detach; kvmfr DMA-unmaps it
+ *    when its device is removed. vmap, CPU access and new attachments then
+ *    fail with -ENODEV.
  *
  * The edu model gives no error for a bad DMA: it truncates addresses to its
- * 28-bit mask and only logs an out-of-range transfer of its buffer, so every
- * transfer is checked here first. Each transfer takes about 100 ms: the
+ * 28-bit mask, and an out-of-range transfer of its buffer stops the whole
+ * machine in QEMU 7.2 (newer versions log it), so every transfer is checked
+ * here first. Each transfer takes about 100 ms: the
  * model starts it from a 100 ms timer. Completion is polled, no interrupt.
  *
  * corrupt_dma=1 (a debugging aid, never set by the tests) shifts every

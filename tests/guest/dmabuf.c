@@ -95,20 +95,29 @@ static int past_end(struct kvmfr_dev *d)
 	return res;
 }
 
+/* As for the device: a mapping follows, so the kernel would have to move it. */
 static int grow_mremap(struct kvmfr_dev *d)
 {
 	uint64_t seed = kt_seed();
 	struct fixture f;
 	int res = KT_PASS;
-	void *q;
+	char *area, *q;
 
 	/* The last 4 pages: growing would run past the device end. */
 	if (!setup(d, &f, d->size - 4 * kt_page, 4 * kt_page, false))
 		return KT_FAIL;
-	f.buf = kt_map(f.db, 0, f.len);
-	if (!f.buf) {
+	area = mmap(NULL, 2 * f.len, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (area == MAP_FAILED) {
 		teardown(&f);
-		return KT_FAIL;
+		return kt_fail("reserving address space: %s", kt_errname(errno));
+	}
+	f.buf = mmap(area, f.len, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_FIXED,
+		     f.db, 0);
+	if (f.buf == MAP_FAILED) {
+		f.buf = NULL;
+		munmap(area, 2 * f.len);
+		teardown(&f);
+		return kt_fail("dma-buf mmap: %s", kt_errname(errno));
 	}
 	kt_fill_at(f.buf, f.off, f.len, seed);
 	q = mremap(f.buf, f.len, 2 * f.len, MREMAP_MAYMOVE);
@@ -116,10 +125,13 @@ static int grow_mremap(struct kvmfr_dev *d)
 		res = kt_fail("mremap grew the dma-buf mapping");
 		munmap(q, 2 * f.len);
 		f.buf = NULL;
-	} else if (!kt_check_at(f.buf, f.off, f.len, seed,
-				"after the failed mremap")) {
-		res = KT_FAIL;
+	} else {
+		kt_diag("mremap failed with %s", kt_errname(errno));
+		if (!kt_check_at(f.buf, f.off, f.len, seed,
+				 "after the failed mremap"))
+			res = KT_FAIL;
 	}
+	munmap(area + f.len, f.len);
 	teardown(&f);
 	return res;
 }

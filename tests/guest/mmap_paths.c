@@ -48,27 +48,37 @@ static int past_end(struct kvmfr_dev *d)
 	return res;
 }
 
-/* mremap to twice the size with MREMAP_MAYMOVE. */
+/*
+ * mremap to twice the size with MREMAP_MAYMOVE. A mapping follows it, so the
+ * kernel cannot expand in place and has to move it: only VM_DONTEXPAND (or
+ * the like) stops that.
+ */
 static int grow_maymove(struct kvmfr_dev *d)
 {
 	size_t len = 4 * kt_page;
 	uint64_t seed = kt_seed();
 	int fd, res = KT_PASS;
-	void *p, *q;
+	char *area, *p, *q;
 
 	fd = kt_open(d);
 	if (fd < 0)
 		return KT_FAIL;
-	p = kt_map(fd, 0, len);
-	if (!p) {
+	area = mmap(NULL, 2 * len, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (area == MAP_FAILED) {
 		kt_close(fd);
-		return KT_FAIL;
+		return kt_fail("reserving address space: %s", kt_errname(errno));
+	}
+	p = mmap(area, len, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_FIXED, fd, 0);
+	if (p == MAP_FAILED) {
+		munmap(area, 2 * len);
+		kt_close(fd);
+		return kt_fail("mmap: %s", kt_errname(errno));
 	}
 	kt_fill_at(p, 0, len, seed);
 	q = mremap(p, len, 2 * len, MREMAP_MAYMOVE);
 	if (q != MAP_FAILED) {
-		/* Do not touch it: past the device range. */
-		res = kt_fail("mremap grew the mapping to %p", q);
+		/* Do not touch it: past what was mapped. */
+		res = kt_fail("mremap grew the mapping to %p", (void *)q);
 		munmap(q, 2 * len);
 	} else {
 		kt_diag("mremap failed with %s", kt_errname(errno));
@@ -80,6 +90,7 @@ static int grow_maymove(struct kvmfr_dev *d)
 			res = KT_FAIL;
 		kt_unmap(p, len);
 	}
+	munmap(area + len, len);
 	kt_close(fd);
 	return res;
 }
@@ -487,6 +498,44 @@ static int fork_shared(struct kvmfr_dev *d)
 	return res;
 }
 
+/* A read-only open maps read-only: same bytes, no way to write. */
+static int readonly_fd(struct kvmfr_dev *d)
+{
+	uint64_t off = 6 * kt_page, seed = kt_seed();
+	uint8_t *rw = NULL, *ro;
+	int fd, rofd, res = KT_PASS;
+
+	fd = kt_open(d);
+	if (fd < 0)
+		return KT_FAIL;
+	rw = kt_map(fd, off, kt_page);
+	kt_close(fd);
+	rofd = open(d->node, O_RDONLY | O_CLOEXEC);
+	if (!rw || rofd < 0) {
+		kt_unmap(rw, kt_page);
+		kt_close(rofd);
+		return kt_fail("setup failed: %s", kt_errname(errno));
+	}
+	kt_fill_at(rw, off, kt_page, seed);
+	if (!kt_mmap_fails(rofd, off, kt_page, PROT_READ | PROT_WRITE, MAP_SHARED,
+			   EACCES, "writable mapping of an O_RDONLY fd"))
+		res = KT_FAIL;
+	ro = mmap(NULL, kt_page, PROT_READ, MAP_SHARED, rofd, off);
+	if (ro == MAP_FAILED) {
+		res = kt_fail("PROT_READ MAP_SHARED of an O_RDONLY fd: %s",
+			      kt_errname(errno));
+	} else {
+		if (!kt_check_at(ro, off, kt_page, seed, "read-only mapping"))
+			res = KT_FAIL;
+		if (mprotect(ro, kt_page, PROT_READ | PROT_WRITE) == 0)
+			res = kt_fail("mprotect made a read-only fd's mapping writable");
+		kt_unmap(ro, kt_page);
+	}
+	kt_unmap(rw, kt_page);
+	kt_close(rofd);
+	return res;
+}
+
 /* Writers of shared memory msync it; it must not fail on device memory. */
 static int msync_works(struct kvmfr_dev *d)
 {
@@ -540,6 +589,7 @@ static const struct kt_case cases[] = {
 	{ "MADV_DONTNEED keeps the data", madv_dontneed, KT_ALL },
 	{ "mapping outlives its fd", outlives_fd, KT_ALL },
 	{ "forked child shares the mapping both ways", fork_shared, KT_ALL },
+	{ "O_RDONLY fd maps read-only and sees the same bytes", readonly_fd, KT_ALL },
 	{ "msync of a device mapping succeeds", msync_works, KT_ALL },
 	{ "no module reference left behind", no_reference_left, KT_ALL },
 };

@@ -13,6 +13,7 @@
 set -eu
 label=$1 dir=$2 vmlinuz=$3 initramfs=$4
 here=$(cd "$(dirname "$0")" && pwd)
+# shellcheck source=tests/lib/tap.sh
 . "$here/tap.sh"
 boot_timeout=${KVMFR_BOOT_TIMEOUT:-480}
 
@@ -20,7 +21,10 @@ boot_timeout=${KVMFR_BOOT_TIMEOUT:-480}
 ivshmem="0:8:4 1:32:5"
 
 shm=$(mktemp -d /dev/shm/kvmfr-test.XXXXXX)
-trap 'rm -rf "$shm"' EXIT
+qemu=
+# (timeout passes a TERM on to QEMU)
+trap '[ -z "$qemu" ] || kill "$qemu" 2>/dev/null; rm -rf "$shm"' EXIT
+trap 'exit 130' INT TERM HUP
 
 devices=()
 for d in $ivshmem; do
@@ -73,6 +77,7 @@ streamer=$!
 
 rc=0
 wait $qemu || rc=$?
+qemu=
 wait $streamer || true
 elapsed=$(($(date +%s) - start))
 

@@ -13,7 +13,7 @@ if [ ! -f "$src/Makefile" ]; then
 	echo "build-guest: $src/Makefile does not exist" >&2
 	exit 1
 fi
-make -C "$src" OUT="$out"
+make -j"$(nproc)" -C "$src" OUT="$out"
 if [ ! -f "$out/suite.list" ]; then
 	echo "build-guest: make did not write $out/suite.list" >&2
 	exit 1

@@ -9,6 +9,7 @@
 set -eu
 label=$1 dir=$2
 here=$(cd "$(dirname "$0")" && pwd)
+# shellcheck source=tests/lib/tap.sh
 . "$here/tap.sh"
 
 # Case-sensitive extended regexps of kernel reports that mean a bug.

@@ -37,9 +37,10 @@ if [ -n "$image" ]; then
 	kver=$abi-amd64
 else
 	# apt cannot tell (offline, no lists): use the newest tree already unpacked
-	kver=$(ls "$cache/kernels" 2>/dev/null | grep -E "^$series_re\.[0-9]" |
-	       grep -v '\.tmp$' | sort -V | tail -n 1 || true)
-	if [ -z "$kver" ] || [ ! -e "$cache/kernels/$kver/.complete" ]; then
+	kver=$(for d in "$cache"/kernels/"$series".*/.complete; do
+			[ -e "$d" ] && basename "$(dirname "$d")"
+		done | grep -E "^$series_re\.[0-9]" | sort -V | tail -n 1 || true)
+	if [ -z "$kver" ]; then
 		echo "fetch-kernel: no Debian kernel package matches $image_re" \
 		     "(is the suite carrying linux $series in /etc/apt/sources.list*?)" >&2
 		exit 1

@@ -27,6 +27,7 @@ fi
 
 log=${KVMFR_RESULTS:?}/install-deps.log
 echo "# installing:$missing (log: $log)"
+# shellcheck disable=SC2086 # $missing is a list
 if ! { apt-get update && touch "$KVMFR_RESULTS/.apt-updated" &&
        DEBIAN_FRONTEND=noninteractive apt-get install -y $missing; } >"$log" 2>&1; then
 	tail -n 20 "$log" >&2

@@ -11,6 +11,7 @@
 set -eu
 label=$1 dir=$2
 here=$(cd "$(dirname "$0")" && pwd)
+# shellcheck source=tests/lib/tap.sh
 . "$here/tap.sh"
 
 rm -rf "$dir/tap" "$dir/extra"

@@ -1,4 +1,5 @@
 # Sourced by the harness scripts: record harness-level test results.
+# shellcheck shell=bash
 #
 # tap_result 0|STATUS "description" — appends "ok - description" (status 0) or
 # "not ok - description" to $TAP_FILE and prints the same line.  Test lines are

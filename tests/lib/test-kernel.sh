@@ -10,6 +10,7 @@
 set -eu
 series=$1
 here=$(cd "$(dirname "$0")" && pwd)
+# shellcheck source=tests/lib/tap.sh
 . "$here/tap.sh"
 dir=$KVMFR_RESULTS/$series
 mkdir -p "$dir"
@@ -21,6 +22,7 @@ if ! LOG=$dir/fetch.log "$here/fetch-kernel.sh" "$series" "$dir/kernel.env" 2>>"
 	tap_diag "$dir/fetch.log" 15
 	exit 0
 fi
+# shellcheck disable=SC1091 # written by fetch-kernel.sh
 . "$dir/kernel.env"
 label=$series
 tap_result 0 "$label: Debian kernel $KVER unpacked in $KROOT"
