@@ -889,10 +889,13 @@ static int kvmfr_mmap(struct file *filp, struct vm_area_struct *vma)
 	return kvmfr_mmap_range(&kdev->whole, vma);
 }
 
-static long kvmfr_getsize(struct kvmfr_dev *kdev, bool compat)
+/*
+ * The size is the return value, and the ioctl syscall returns an int: a
+ * device of 2 GiB or more cannot report its size this way (sysfs can).
+ */
+static long kvmfr_getsize(struct kvmfr_dev *kdev)
 {
-	/* A 32-bit caller cannot tell a size of 2 GiB or more from an error. */
-	if (compat && kdev->size > S32_MAX)
+	if (kdev->size > INT_MAX)
 		return -EOVERFLOW;
 	return kdev->size;
 }
@@ -909,7 +912,7 @@ static long kvmfr_ioctl(struct file *filp, unsigned int cmd, unsigned long arg)
 
 	switch (cmd) {
 	case KVMFR_DMABUF_GETSIZE:
-		return kvmfr_getsize(kdev, false);
+		return kvmfr_getsize(kdev);
 	case KVMFR_DMABUF_CREATE:
 		if (copy_from_user(&create, (void __user *)arg, sizeof(create)))
 			return -EFAULT;
@@ -939,7 +942,7 @@ static long kvmfr_compat_ioctl(struct file *filp, unsigned int cmd,
 	case KVMFR_DMABUF_GETSIZE:
 		if (READ_ONCE(kdev->dead))
 			return -ENODEV;
-		return kvmfr_getsize(kdev, true);
+		return kvmfr_getsize(kdev);
 	case KVMFR_DMABUF_CREATE32:
 		if (READ_ONCE(kdev->dead))
 			return -ENODEV;

@@ -11,7 +11,8 @@
 # streamed here with elapsed times while level 1 runs), OUT/dumps.log (ttyS2,
 # split after poweroff into the files it names under OUT). The export
 # device's contents end up in OUT/export.bin. Hard timeout
-# $DEMO_BOOT_TIMEOUT s (default 900). Exit status: QEMU's.
+# $DEMO_BOOT_TIMEOUT s (default 900). Exit status: QEMU's, also written to
+# OUT/level1/qemu.rc.
 set -eu
 out=$1 vmlinuz=$2 initramfs=$3
 timeout=${DEMO_BOOT_TIMEOUT:-900}
@@ -42,7 +43,7 @@ timeout -s KILL "$timeout" qemu-system-x86_64 \
 	-serial "file:$out/dumps.log" \
 	-object "memory-backend-file,id=export,share=on,mem-path=$shm,size=4M" \
 	-device ivshmem-plain,memdev=export,addr=0x4 \
-	-device edu,addr=0x5 \
+	-device edu,addr=0x5 -device edu,addr=0x6 \
 	>"$out/level1/qemu.log" 2>&1 &
 qemu=$!
 
@@ -55,11 +56,20 @@ while IFS= read -r line; do
 	'@@check ok '*) echo "[$(elapsed)s]   ok: ${line#@@check ok }" ;;
 	'@@check skip '*) echo "[$(elapsed)s]   skipped: ${line#@@check skip }" ;;
 	'@@check fail '*) echo "[$(elapsed)s]   FAILED: ${line#@@check fail }" ;;
-	'L2 @@l2 up '*) echo "[$(elapsed)s]   level 2: kernel up, init started (VM clock ${line#L2 @@l2 up }s)" ;;
-	'L2 @@check ok '*) echo "[$(elapsed)s]   ok: ${line#L2 @@check ok }" ;;
-	'L2 @@check fail '*) echo "[$(elapsed)s]   FAILED: ${line#L2 @@check fail }" ;;
-	'L2 @@'* | '@@'* | 'L2 ' | '') ;;
-	'L2 '*) echo "[$(elapsed)s]   level 2: ${line#L2 }" ;;
+	'L2 '*)
+		rest=${line#L2 }
+		vm=${rest%% *}
+		rest=${rest#"$vm"}
+		rest=${rest# }
+		case $rest in
+		'@@l2 up '*) echo "[$(elapsed)s]   VM ($vm): kernel booted, init started (VM clock ${rest#@@l2 up }s)" ;;
+		'@@check ok '*) echo "[$(elapsed)s]   ok: ${rest#@@check ok }" ;;
+		'@@check fail '*) echo "[$(elapsed)s]   FAILED: ${rest#@@check fail }" ;;
+		'@@'* | '') ;;
+		*) echo "[$(elapsed)s]   VM ($vm): $rest" ;;
+		esac
+		;;
+	'@@'* | '') ;;
 	*) echo "[$(elapsed)s]   $line" ;;
 	esac
 done &
@@ -70,6 +80,7 @@ wait $qemu || rc=$?
 wait $streamer || true
 [ $rc != 137 ] || echo "[$(elapsed)s] level 1 killed after the ${timeout} s timeout"
 echo "[$(elapsed)s] level 1 powered off (QEMU exit status $rc)"
+echo "$rc" >"$out/level1/qemu.rc"
 
 # the blocks of the log port, each into the file it names
 if [ -f "$out/dumps.log" ]; then

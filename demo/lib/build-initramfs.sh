@@ -4,8 +4,7 @@
 #
 # Build the two initramfs images of the demo in OUT (uncompressed newc cpio:
 # unpacking gzip under nested TCG costs more than the copy):
-#   OUT/level2.cpio  the VM: busybox, demo/lib/init-level2, kvmfr.ko,
-#                    frame-producer
+#   OUT/level2.cpio  the VM: frame-producer as /init, kvmfr.ko
 #   OUT/level1.cpio  the host: busybox, demo/lib/init-level1, kvmfr.ko, the
 #                    VFIO modules of KROOT (decompressed, load order in
 #                    /lib/demo/vfio-modules), frame-client, uring-pin, this
@@ -45,12 +44,12 @@ pack() {
 		cpio --quiet -o -H newc -R 0:0) >"$2"
 }
 
-# --- level 2
+# --- level 2: frame-producer is the VM's init (see frame-producer.c)
 s2=$out/stage-level2
-skeleton "$s2"
-install -m 755 "$lib/init-level2" "$s2/init"
+rm -rf "$s2"
+mkdir -p "$s2"/{dev,proc,sys,lib/demo}
+install -m 755 "$bindir/frame-producer" "$s2/init"
 strip --strip-debug -o "$s2/lib/demo/kvmfr.ko" "$ko"
-install -m 755 "$bindir/frame-producer" "$s2/bin/frame-producer"
 pack "$s2" "$out/level2.cpio"
 
 # --- level 1
@@ -103,7 +102,7 @@ mkdir -p "$s1/lib64"
 [ -e "$s1/lib64/ld-linux-x86-64.so.2" ] || cp -L /lib64/ld-linux-x86-64.so.2 "$s1/lib64/"
 mkdir -p "$s1/usr/share/seabios" "$s1/usr/share/qemu"
 cp -L /usr/share/seabios/*.bin "$s1/usr/share/seabios/"
-for f in kvmvapic.bin linuxboot.bin linuxboot_dma.bin pvh.bin; do
+for f in kvmvapic.bin linuxboot.bin linuxboot_dma.bin pvh.bin qboot.rom; do
 	cp -L "/usr/share/qemu/$f" "$s1/usr/share/qemu/"
 done
 
@@ -119,6 +118,7 @@ DEMO_HEIGHT=${DEMO_HEIGHT:-360}
 DEMO_EXPORT_SEQ=${DEMO_EXPORT_SEQ:-${DEMO_FRAMES:-60}}
 DEMO_L2_MEM=${DEMO_L2_MEM:-256}
 DEMO_L2_APPEND="${DEMO_L2_APPEND:-quiet}"
+DEMO_L2_QEMU_ARGS="${DEMO_L2_QEMU_ARGS:-}"
 DEMO_VFIO=${DEMO_VFIO:-1}
 DEMO_URING=${DEMO_URING:-1}
 DEMO_TIMEOUT=${DEMO_TIMEOUT:-400}

@@ -10,8 +10,12 @@
  *
  * Handshake, all in the shared memory, polled with short sleeps:
  *  - The client zeroes the device, writes the session number, frame count
- *    and size into the control block and then, last, ctrl->magic.
- *  - The producer waits for the magic. Frame seq (1, 2, ...) goes into slot
+ *    and size into the control block and then, last, ctrl->ready =
+ *    DEMO_READY(session) with release ordering.
+ *  - The producer of that session waits for that value (several VMs may map
+ *    the device at once, each waiting for its own session; a value naming
+ *    another session, or 0 while the client rewrites the block, is no
+ *    go-ahead). Frame seq (1, 2, ...) goes into slot
  *    seq % 2, and only once ctrl->ack >= seq - 2, that is once the client is
  *    done with the frame that used that slot before. It writes the pixels
  *    and the slot header, then stores slot->seq and ctrl->published = seq
@@ -20,6 +24,9 @@
  *    frame through the device mapping and through a dma-buf, and stores
  *    ctrl->ack = seq. No frame can be overwritten before it was checked, so
  *    none can be lost.
+ *  - After the last ack the producer stores ctrl->producer = DONE and never
+ *    touches the device again; the client waits for that before it starts
+ *    the next session.
  *
  * The picture is a pure function of (seq, width, height), so the client can
  * regenerate it and compare every byte, on top of the producer's checksum.
@@ -32,6 +39,7 @@
 #include <string.h>
 
 #define DEMO_CTRL_MAGIC		0x4446524bu	/* "KRFD" */
+#define DEMO_READY(session)	((uint64_t)DEMO_CTRL_MAGIC << 32 | (session))
 #define DEMO_FRAME_MAGIC	0x4d52464bu	/* "KFRM" */
 #define DEMO_EXPORT_MAGIC	0x5852464bu	/* "KFRX" */
 #define DEMO_FMT_XRGB8888	0x34325258u	/* DRM fourcc "XR24" */
@@ -61,12 +69,13 @@ struct demo_frame_hdr {
 
 /* At offset 0 of the device. */
 struct demo_ctrl {
-	uint32_t magic;		/* client: stored last, once the rest is set */
+	uint64_t ready;		/* client: DEMO_READY(session), stored last */
 	uint32_t session;	/* client */
 	uint32_t frames;	/* client: how many frames to send */
 	uint32_t width;		/* client */
 	uint32_t height;	/* client */
 	uint32_t producer;	/* producer: enum demo_producer_state */
+	uint32_t reserved;
 	uint64_t published;	/* producer: newest complete frame */
 	uint64_t ack;		/* client: newest frame it is done with */
 	struct demo_frame_hdr slot[DEMO_SLOTS];

@@ -253,7 +253,7 @@ int main(int argc, char **argv)
 	ctrl->frames = frames;
 	ctrl->width = w;
 	ctrl->height = h;
-	__atomic_store_n(&ctrl->magic, DEMO_CTRL_MAGIC, __ATOMIC_RELEASE);
+	__atomic_store_n(&ctrl->ready, DEMO_READY(session), __ATOMIC_RELEASE);
 	printf("client: %s (%llu MiB) mapped; session %u: waiting for %u frames of %ux%u\n",
 	       path, (unsigned long long)(size >> 20), session, frames, w, h);
 
@@ -354,11 +354,23 @@ int main(int argc, char **argv)
 			printf("client: frame %llu/%u verified (device mapping and dma-buf)\n",
 			       (unsigned long long)seq, frames);
 	}
+	/* the producer is done with the device once it says so */
+	start = now_ms();
+	while (__atomic_load_n(&ctrl->producer, __ATOMIC_ACQUIRE) != DEMO_PRODUCER_DONE) {
+		if (now_ms() - start > 30000) {
+			printf("client: the producer did not finish\n");
+			failed = 1;
+			break;
+		}
+		usleep(1000);
+	}
 out:
 	seq--;
 	if (st.dev_ok != frames || st.dmabuf_ok != frames || st.mismatches ||
 	    st.lost)
 		failed = 1;
+	/* so that nothing of this session can pass for the next one */
+	__atomic_store_n(&ctrl->ready, 0, __ATOMIC_RELEASE);
 
 	snprintf(what, sizeof(what),
 		 "session %u: %llu/%u frames verified through the device mapping",

@@ -28,7 +28,8 @@ invalid opcode:'
 benign='DMA-API: preallocated [0-9]+ debug entries|DMA-API: debugging enabled by kernel config
 kmemleak: Kernel memory leak detector initialized|kmemleak: Automatic memory scanning thread started
 Lock dependency validator|lockdep:? .*(MAX_LOCKDEP|Copyright)|MAX_LOCKDEP|per task-struct memory footprint
-KernelAddressSanitizer initialized|KASAN: .*(init|initialized)'
+KernelAddressSanitizer initialized|KASAN: .*(init|initialized)
+RCU lockdep checking is enabled|RCU callback double-/use-after-free debug is enabled'
 
 bad=$(printf '%s' "$bad" | paste -sd '|')
 benign=$(printf '%s' "$benign" | paste -sd '|')

@@ -2,7 +2,7 @@
 # test-kernel.sh SERIES
 #
 # Everything for one kernel of the matrix, results in $KVMFR_RESULTS/SERIES:
-# fetch the Debian kernel, build kvmfr.ko against its headers, build the
+# fetch the Debian kernel (SERIES "debug": the debug kernel), build kvmfr.ko against its headers, build the
 # initramfs, boot the guest, split its results, check its kernel log.  Each
 # step's outcome is a test in SERIES/harness.tap; a failed step skips those
 # that need it.  Needs KVMFR_SRC, KVMFR_RESULTS, KVMFR_CACHE, PATTERN and
@@ -17,15 +17,22 @@ mkdir -p "$dir"
 export TAP_FILE=$dir/harness.tap
 : >"$TAP_FILE"
 
-if ! LOG=$dir/fetch.log "$here/fetch-kernel.sh" "$series" "$dir/kernel.env" 2>>"$dir/fetch.log"; then
-	tap_result 1 "$series: fetch Debian kernel packages; log: $dir/fetch.log"
+if [ "$series" = debug ]; then
+	fetch=("$here/fetch-debug-kernel.sh" "$dir/kernel.env")
+	what="debug kernel (tests/debug-kernel/build.sh)"
+else
+	fetch=("$here/fetch-kernel.sh" "$series" "$dir/kernel.env")
+	what="Debian kernel packages"
+fi
+if ! LOG=$dir/fetch.log "${fetch[@]}" 2>>"$dir/fetch.log"; then
+	tap_result 1 "$series: fetch $what; log: $dir/fetch.log"
 	tap_diag "$dir/fetch.log" 15
 	exit 0
 fi
 # shellcheck disable=SC1091 # written by fetch-kernel.sh
 . "$dir/kernel.env"
 label=$series
-tap_result 0 "$label: Debian kernel $KVER unpacked in $KROOT"
+tap_result 0 "$label: kernel $KVER ready in $KROOT"
 
 if ! "$here/build-module.sh" "$KVMFR_SRC" "$KDIR" "$dir/build" >"$dir/build.log" 2>&1; then
 	tap_result 1 "$label: build kvmfr.ko against linux-headers-$KVER; log: $dir/build.log"
