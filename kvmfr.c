@@ -72,11 +72,11 @@ MODULE_IMPORT_NS(DMA_BUF);
 MODULE_IMPORT_NS("DMA_BUF");
 #endif
 
-#define KVMFR_MAX_MINORS	(MINORMASK + 1)
-#define KVMFR_FS_MAGIC		0x6b766d66	/* "kvmf" */
+#define KVMFR_MAX_MINORS (MINORMASK + 1)
+#define KVMFR_FS_MAGIC 0x6b766d66 /* "kvmf" */
 
 /* Pages mapped by one fault: a 2 MiB-aligned window, clipped to the VMA. */
-#define KVMFR_FAULT_WINDOW	(PMD_SIZE >> PAGE_SHIFT)
+#define KVMFR_FAULT_WINDOW (PMD_SIZE >> PAGE_SHIFT)
 
 enum kvmfr_type {
 	KVMFR_TYPE_STATIC,
@@ -105,7 +105,7 @@ struct kvmfr_dev {
 	enum kvmfr_type type;
 	u64 size;
 	struct kvmfr_mem mem;
-	struct kvmfr_range whole;	/* the range device mmaps see */
+	struct kvmfr_range whole; /* the range device mmaps see */
 
 	struct rw_semaphore lock;
 	bool dead;
@@ -113,25 +113,25 @@ struct kvmfr_dev {
 	/* Address space shared by all user mappings of the device. */
 	struct inode *inode;
 
-	struct mutex bufs_lock;		/* protects bufs */
+	struct mutex bufs_lock; /* protects bufs */
 	struct list_head bufs;
 	atomic_t nr_bufs;
 
 	/* PCI devices only */
 	struct pci_dev *pdev;
 	struct dev_pagemap pgmap;
-	void *kaddr;		/* write-back kernel mapping of the BAR */
+	void *kaddr; /* write-back kernel mapping of the BAR */
 };
 
 /* One exported dma-buf: a page range of a device. */
 struct kvmfr_buf {
-	struct kvmfr_range range;	/* range.kdev holds a device reference */
+	struct kvmfr_range range; /* range.kdev holds a device reference */
 	struct dma_buf *dmabuf;
-	struct list_head node;		/* on kdev->bufs */
+	struct list_head node; /* on kdev->bufs */
 
-	struct mutex lock;		/* protects maps */
-	struct list_head maps;		/* live importer mappings */
-	void *vaddr;			/* vmap of static memory */
+	struct mutex lock; /* protects maps */
+	struct list_head maps; /* live importer mappings */
+	void *vaddr; /* vmap of static memory */
 };
 
 /* One importer mapping, returned to the importer as &map->sgt. */
@@ -139,8 +139,8 @@ struct kvmfr_map {
 	struct sg_table sgt;
 	struct device *dev;
 	enum dma_data_direction dir;
-	struct list_head node;		/* on buf->maps until revoked */
-	bool revoked;			/* DMA-unmapped by the exporter */
+	struct list_head node; /* on buf->maps until revoked */
+	bool revoked; /* DMA-unmapped by the exporter */
 };
 
 /* The static_size_mb= list, in MiB, in device order. */
@@ -193,7 +193,8 @@ static int kvmfr_sizes_set(const char *val, const struct kernel_param *kp)
 	while (count && (tok = strsep(&cur, ","))) {
 		ret = kstrtou32(strim(tok), 0, &mb[i]);
 		if (ret || !mb[i]) {
-			pr_err("static_size_mb: '%s' is not a size in MiB\n", tok);
+			pr_err("static_size_mb: '%s' is not a size in MiB\n",
+			       tok);
 			ret = -EINVAL;
 			goto free_mb;
 		}
@@ -243,7 +244,7 @@ static const struct kernel_param_ops kvmfr_sizes_ops = {
 
 module_param_cb(static_size_mb, &kvmfr_sizes_ops, &static_sizes, 0444);
 MODULE_PARM_DESC(static_size_mb,
-		 "Sizes in MiB of the RAM-backed devices to create, comma separated");
+		 "Sizes in MiB of the RAM-backed devices, comma separated");
 
 /* ------------------------------------------------------------------------
  * Memory backing
@@ -328,15 +329,17 @@ static DEVICE_ATTR_RO(size);
 static ssize_t type_show(struct device *dev, struct device_attribute *attr,
 			 char *buf)
 {
-	return sysfs_emit(buf, "%s\n", to_kvmfr_dev(dev)->type == KVMFR_TYPE_PCI ?
-			  "pci" : "static");
+	return sysfs_emit(buf, "%s\n",
+			  to_kvmfr_dev(dev)->type == KVMFR_TYPE_PCI ? "pci" :
+								      "static");
 }
 static DEVICE_ATTR_RO(type);
 
 static ssize_t dmabufs_show(struct device *dev, struct device_attribute *attr,
 			    char *buf)
 {
-	return sysfs_emit(buf, "%d\n", atomic_read(&to_kvmfr_dev(dev)->nr_bufs));
+	return sysfs_emit(buf, "%d\n",
+			  atomic_read(&to_kvmfr_dev(dev)->nr_bufs));
 }
 static DEVICE_ATTR_RO(dmabufs);
 
@@ -487,8 +490,8 @@ static void kvmfr_dev_revoke(struct kvmfr_dev *kdev)
 /* Map the pages [first, first + n) of @r at @addr, skipping mapped ones. */
 static vm_fault_t kvmfr_insert_pages(struct vm_area_struct *vma,
 				     unsigned long addr,
-				     const struct kvmfr_range *r,
-				     pgoff_t first, unsigned long n)
+				     const struct kvmfr_range *r, pgoff_t first,
+				     unsigned long n)
 {
 	struct page **pages = r->kdev->mem.pages + r->first + first;
 
@@ -527,7 +530,7 @@ static vm_fault_t kvmfr_vm_fault(struct vm_fault *vmf)
 		    ALIGN_DOWN(addr, KVMFR_FAULT_WINDOW << PAGE_SHIFT));
 	end = min(vma->vm_end,
 		  ALIGN_DOWN(addr, KVMFR_FAULT_WINDOW << PAGE_SHIFT) +
-		  (KVMFR_FAULT_WINDOW << PAGE_SHIFT));
+			  (KVMFR_FAULT_WINDOW << PAGE_SHIFT));
 	end = min(end, addr + ((r->npages - pgoff) << PAGE_SHIFT));
 
 	down_read(&kdev->lock);
@@ -616,7 +619,10 @@ static struct sg_table *kvmfr_dmabuf_map(struct dma_buf_attachment *attach,
 {
 	struct kvmfr_buf *buf = attach->dmabuf->priv;
 	struct kvmfr_dev *kdev = buf->range.kdev;
+	unsigned int seg = dma_get_max_seg_size(attach->dev);
+	unsigned long npages = buf->range.npages;
 	struct kvmfr_map *map;
+	struct page **pages;
 	int ret;
 
 	map = kzalloc(sizeof(*map), GFP_KERNEL);
@@ -631,11 +637,9 @@ static struct sg_table *kvmfr_dmabuf_map(struct dma_buf_attachment *attach,
 		goto unlock;
 	}
 
-	ret = sg_alloc_table_from_pages_segment(&map->sgt,
-						kdev->mem.pages + buf->range.first,
-						buf->range.npages, 0,
-						buf->range.npages << PAGE_SHIFT,
-						dma_get_max_seg_size(attach->dev),
+	pages = kdev->mem.pages + buf->range.first;
+	ret = sg_alloc_table_from_pages_segment(&map->sgt, pages, npages, 0,
+						npages << PAGE_SHIFT, seg,
 						GFP_KERNEL);
 	if (ret)
 		goto unlock;
@@ -839,10 +843,11 @@ static int kvmfr_create_dmabuf(struct kvmfr_dev *kdev, u8 flags, u64 offset,
 	mutex_unlock(&kdev->bufs_lock);
 	atomic_inc(&kdev->nr_bufs);
 
-	ret = dma_buf_fd(dmabuf, O_RDWR |
-			 (flags & KVMFR_DMABUF_FLAG_CLOEXEC ? O_CLOEXEC : 0));
+	ret = dma_buf_fd(dmabuf, O_RDWR | (flags & KVMFR_DMABUF_FLAG_CLOEXEC ?
+						   O_CLOEXEC :
+						   0));
 	if (ret < 0)
-		dma_buf_put(dmabuf);	/* frees buf through release */
+		dma_buf_put(dmabuf); /* frees buf through release */
 	return ret;
 
 free_buf:
@@ -857,8 +862,8 @@ free_buf:
 
 static int kvmfr_open(struct inode *inode, struct file *filp)
 {
-	struct kvmfr_dev *kdev = container_of(inode->i_cdev, struct kvmfr_dev,
-					      cdev);
+	struct kvmfr_dev *kdev =
+		container_of(inode->i_cdev, struct kvmfr_dev, cdev);
 	int ret = 0;
 
 	down_read(&kdev->lock);
@@ -930,7 +935,7 @@ struct kvmfr_dmabuf_create32 {
 	compat_u64 size;
 };
 
-#define KVMFR_DMABUF_CREATE32	_IOW('u', 0x42, struct kvmfr_dmabuf_create32)
+#define KVMFR_DMABUF_CREATE32 _IOW('u', 0x42, struct kvmfr_dmabuf_create32)
 
 static long kvmfr_compat_ioctl(struct file *filp, unsigned int cmd,
 			       unsigned long arg)
@@ -961,7 +966,7 @@ static const struct file_operations kvmfr_fops = {
 	.open = kvmfr_open,
 	.release = kvmfr_release,
 	.mmap = kvmfr_mmap,
-	.fsync = noop_fsync,	/* msync(): the memory has no backing store */
+	.fsync = noop_fsync, /* msync(): the memory has no backing store */
 	.unlocked_ioctl = kvmfr_ioctl,
 #ifdef CONFIG_COMPAT
 	.compat_ioctl = kvmfr_compat_ioctl,
@@ -1028,8 +1033,8 @@ static int kvmfr_static_create_all(void)
 	if (!static_sizes.count)
 		return 0;
 
-	static_devs = kcalloc(static_sizes.count, sizeof(*static_devs),
-			      GFP_KERNEL);
+	static_devs =
+		kcalloc(static_sizes.count, sizeof(*static_devs), GFP_KERNEL);
 	if (!static_devs)
 		return -ENOMEM;
 
@@ -1048,7 +1053,7 @@ static int kvmfr_static_create_all(void)
  * IVSHMEM PCI devices
  */
 
-#define KVMFR_IVSHMEM_BAR	2
+#define KVMFR_IVSHMEM_BAR 2
 
 /* After the user mappings are zapped only transient pins can remain. */
 static void kvmfr_pci_wait_unpinned(struct kvmfr_dev *kdev)
@@ -1064,8 +1069,7 @@ static void kvmfr_pci_wait_unpinned(struct kvmfr_dev *kdev)
 			return;
 		if (waited++ == 50)
 			dev_info(&kdev->pdev->dev,
-				 "waiting for %lu pinned pages to be released\n",
-				 busy);
+				 "waiting for %lu pinned pages\n", busy);
 		msleep(100);
 	}
 }
@@ -1079,11 +1083,14 @@ static int kvmfr_pci_probe(struct pci_dev *pdev, const struct pci_device_id *id)
 	int ret;
 
 	if (!IS_ENABLED(CONFIG_ZONE_DEVICE)) {
-		dev_err(&pdev->dev, "kernel built without CONFIG_ZONE_DEVICE\n");
+		dev_err(&pdev->dev,
+			"kernel built without CONFIG_ZONE_DEVICE\n");
 		return -ENODEV;
 	}
-	if (!size || !IS_ALIGNED(start | size, PAGES_PER_SUBSECTION << PAGE_SHIFT)) {
-		dev_err(&pdev->dev, "BAR%d %pa+%pa: need a non-empty BAR aligned to %lu KiB\n",
+	if (!size ||
+	    !IS_ALIGNED(start | size, PAGES_PER_SUBSECTION << PAGE_SHIFT)) {
+		dev_err(&pdev->dev,
+			"BAR%d %pa+%pa: need a non-empty BAR aligned to %lu KiB\n",
 			KVMFR_IVSHMEM_BAR, &start, &size,
 			(PAGES_PER_SUBSECTION << PAGE_SHIFT) >> 10);
 		return -ENODEV;
@@ -1123,7 +1130,8 @@ static int kvmfr_pci_probe(struct pci_dev *pdev, const struct pci_device_id *id)
 	addr = memremap_pages(&kdev->pgmap, dev_to_node(&pdev->dev));
 	if (IS_ERR(addr)) {
 		ret = PTR_ERR(addr);
-		dev_err(&pdev->dev, "cannot create struct pages for BAR%d: %d\n",
+		dev_err(&pdev->dev,
+			"cannot create struct pages for BAR%d: %d\n",
 			KVMFR_IVSHMEM_BAR, ret);
 		goto put_dev;
 	}
@@ -1169,7 +1177,7 @@ static void kvmfr_pci_remove(struct pci_dev *pdev)
 
 static const struct pci_device_id kvmfr_pci_ids[] = {
 	{ PCI_DEVICE(PCI_VENDOR_ID_REDHAT_QUMRANET, 0x1110) },
-	{ }
+	{}
 };
 MODULE_DEVICE_TABLE(pci, kvmfr_pci_ids);
 
@@ -1247,6 +1255,6 @@ static void __exit kvmfr_exit(void)
 module_init(kvmfr_init);
 module_exit(kvmfr_exit);
 
-MODULE_DESCRIPTION("Shared framebuffer devices for virtual machines (RAM and IVSHMEM)");
+MODULE_DESCRIPTION("Shared framebuffer devices (RAM and IVSHMEM) for VMs");
 MODULE_LICENSE("GPL");
 MODULE_VERSION("0.1.0");

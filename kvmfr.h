@@ -13,7 +13,7 @@
 #include <linux/types.h>
 
 /* Create the dma-buf fd with O_CLOEXEC set. */
-#define KVMFR_DMABUF_FLAG_CLOEXEC	0x1
+#define KVMFR_DMABUF_FLAG_CLOEXEC 0x1
 
 /**
  * struct kvmfr_dmabuf_create - argument of KVMFR_DMABUF_CREATE
@@ -31,9 +31,9 @@ struct kvmfr_dmabuf_create {
 };
 
 /* Returns the size of the device in bytes as the ioctl's return value. */
-#define KVMFR_DMABUF_GETSIZE	_IO('u', 0x44)
+#define KVMFR_DMABUF_GETSIZE _IO('u', 0x44)
 
 /* Returns a new dma-buf file descriptor (O_RDWR) for a range of the device. */
-#define KVMFR_DMABUF_CREATE	_IOW('u', 0x42, struct kvmfr_dmabuf_create)
+#define KVMFR_DMABUF_CREATE _IOW('u', 0x42, struct kvmfr_dmabuf_create)
 
 #endif /* _UAPI_LINUX_KVMFR_H */
