@@ -823,7 +823,13 @@ static inline int kt_wait_child(pid_t pid, int timeout_s)
 	kt_diag("child %d did not finish in %d s, killing it", (int)pid,
 		timeout_s);
 	kill(pid, SIGKILL);
-	waitpid(pid, &status, 0);
+	/* It may be stuck in the kernel, where SIGKILL cannot reach it. */
+	for (i = 0; i < 500; i++) {
+		if (waitpid(pid, &status, WNOHANG) != 0)
+			return -1;
+		nanosleep(&ts, NULL);
+	}
+	kt_diag("child %d survives SIGKILL: stuck in the kernel", (int)pid);
 	return -1;
 }
 

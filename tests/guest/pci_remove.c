@@ -331,7 +331,7 @@ static int release_users(struct users *u)
 
 	if (u->toucher > 0) {
 		kill(u->toucher, SIGKILL);
-		waitpid(u->toucher, NULL, 0);
+		kt_wait_child(u->toucher, 5);
 		u->toucher = -1;
 	}
 	if (u->toucher_pipe >= 0)
