@@ -919,6 +919,9 @@ static long kvmfr_ioctl(struct file *filp, unsigned int cmd, unsigned long arg)
 	case KVMFR_DMABUF_GETSIZE:
 		return kvmfr_getsize(kdev);
 	case KVMFR_DMABUF_CREATE:
+		/* A read-only opener must not get a writable dma-buf. */
+		if (!(filp->f_mode & FMODE_WRITE))
+			return -EACCES;
 		if (copy_from_user(&create, (void __user *)arg, sizeof(create)))
 			return -EFAULT;
 		return kvmfr_create_dmabuf(kdev, create.flags, create.offset,
@@ -951,6 +954,8 @@ static long kvmfr_compat_ioctl(struct file *filp, unsigned int cmd,
 	case KVMFR_DMABUF_CREATE32:
 		if (READ_ONCE(kdev->dead))
 			return -ENODEV;
+		if (!(filp->f_mode & FMODE_WRITE))
+			return -EACCES;
 		if (copy_from_user(&create, compat_ptr(arg), sizeof(create)))
 			return -EFAULT;
 		return kvmfr_create_dmabuf(kdev, create.flags, create.offset,

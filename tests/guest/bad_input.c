@@ -23,9 +23,33 @@ static int i386_number(struct kvmfr_dev *d)
 	return res;
 }
 
+/*
+ * An fd opened read-only can read the memory but must not hand out a
+ * writable dma-buf of it: CREATE fails with EACCES. GETSIZE still works.
+ */
+static int readonly_fd(struct kvmfr_dev *d)
+{
+	long long base = kt_dmabufs(d);
+	int fd, res = KT_PASS;
+
+	fd = open(d->node, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return kt_fail("open O_RDONLY: %s", kt_errname(errno));
+	if (!kt_create_fails(fd, 0, 0, kt_page, EACCES))
+		res = KT_FAIL;
+	if (kt_getsize(fd) != (long long)d->size)
+		res = kt_fail("GETSIZE on an O_RDONLY fd: %lld", kt_getsize(fd));
+	kt_close(fd);
+	if (kt_dmabufs(d) != base)
+		res = kt_fail("dma-buf count %lld, want %lld", kt_dmabufs(d),
+			      base);
+	return res;
+}
+
 static const struct kt_case cases[] = {
 	BI_CASES,
 	{ "the i386 CREATE number fails with ENOTTY", i386_number, KT_ALL },
+	{ "CREATE on an O_RDONLY fd fails with EACCES", readonly_fd, KT_ALL },
 	BI_LAST_CASE,
 };
 
