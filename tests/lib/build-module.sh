@@ -9,8 +9,8 @@
 # directories (tests, docs, demo, ...) are not part of the module build and
 # may be large.  If SRC has a Makefile that takes KDIR=, that is used
 # (`make KDIR=...`); otherwise kbuild is called directly
-# (`make -C KDIR M=BUILDDIR modules`).  Leaves BUILDDIR/kvmfr.ko; the build
-# output goes to stdout.
+# (`make -C KDIR M=BUILDDIR modules`), always with W=1.  Leaves
+# BUILDDIR/kvmfr.ko; the build output goes to stdout.
 set -eu
 src=$1 kdir=$2 build=$3
 
@@ -32,11 +32,11 @@ if [ ! -e "$build/kvmfr.c" ] && [ ! -e "$build/Kbuild" ]; then
 fi
 
 if [ -f "$build/Makefile" ] && grep -q 'KDIR' "$build/Makefile"; then
-	echo "+ make -C $build KDIR=$kdir"
-	make -C "$build" KDIR="$kdir"
+	echo "+ make -C $build KDIR=$kdir W=1"
+	make -C "$build" KDIR="$kdir" W=1
 else
-	echo "+ make -C $kdir M=$build modules"
-	make -C "$kdir" M="$build" modules
+	echo "+ make -C $kdir M=$build W=1 modules"
+	make -C "$kdir" M="$build" W=1 modules
 fi
 
 if [ ! -f "$build/kvmfr.ko" ]; then

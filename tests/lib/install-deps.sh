@@ -8,9 +8,12 @@ set -eu
 # the initramfs; kmod: modinfo; build-essential, gcc-multilib: module, host
 # tool and (32-bit) guest programs; bc, libelf-dev, dwarves (pahole, a
 # dependency of linux-kbuild-6.12): what Debian's kbuild expects; zstd,
-# xz-utils: unpacking Debian's kernel packages.
+# xz-utils: unpacking Debian's kernel packages; flex, bison, perl: building
+# the debug kernel; python3: the QMP hot-plug driver; clang-format: the
+# style check.
 packages="qemu-system-x86 busybox-static cpio gzip kmod build-essential gcc-multilib
-bc libelf-dev dwarves zstd xz-utils util-linux coreutils"
+bc libelf-dev dwarves zstd xz-utils util-linux coreutils flex bison perl python3
+clang-format"
 
 missing=
 for p in $packages; do
