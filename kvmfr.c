@@ -644,9 +644,15 @@ static struct sg_table *kvmfr_dmabuf_map(struct dma_buf_attachment *attach,
 	if (ret)
 		goto unlock;
 
-	ret = dma_map_sgtable(attach->dev, &map->sgt, dir, 0);
+	/*
+	 * Several importers may map the same pages at once, which the DMA API
+	 * only allows without the implicit CPU sync; do that sync explicitly.
+	 */
+	ret = dma_map_sgtable(attach->dev, &map->sgt, dir,
+			      DMA_ATTR_SKIP_CPU_SYNC);
 	if (ret)
 		goto free_table;
+	dma_sync_sgtable_for_device(attach->dev, &map->sgt, dir);
 	up_read(&kdev->lock);
 
 	mutex_lock(&buf->lock);

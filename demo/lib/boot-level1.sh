@@ -43,7 +43,8 @@ timeout -s KILL "$timeout" qemu-system-x86_64 \
 	-serial "file:$out/dumps.log" \
 	-object "memory-backend-file,id=export,share=on,mem-path=$shm,size=4M" \
 	-device ivshmem-plain,memdev=export,addr=0x4 \
-	-device edu,addr=0x5 -device edu,addr=0x6 \
+	-device edu,addr=0x5,dma_mask=0xffffffffffffffff \
+	-device edu,addr=0x6,dma_mask=0xffffffffffffffff \
 	>"$out/level1/qemu.log" 2>&1 &
 qemu=$!
 

@@ -24,9 +24,15 @@
  *    frame through the device mapping and through a dma-buf, and stores
  *    ctrl->ack = seq. No frame can be overwritten before it was checked, so
  *    none can be lost.
- *  - After the last ack the producer stores ctrl->producer = DONE and never
- *    touches the device again; the client waits for that before it starts
- *    the next session.
+ *  - After the last ack, if the VM has an edu device (the stand-in for the
+ *    GPU assigned with VFIO), the producer has it copy the first page of the
+ *    last frame by DMA, device to edu to device, to DEMO_DMA_OFFSET, and
+ *    stores ctrl->dma_seq; both DMAs go through the IOMMU mapping that the
+ *    host's QEMU set up for the ivshmem BAR, i.e. the long-term pinned
+ *    /dev/kvmfr0 pages.
+ *  - Then the producer stores ctrl->producer = DONE and never touches the
+ *    device again; the client waits for that (and checks the DMA copy)
+ *    before it starts the next session.
  *
  * The picture is a pure function of (seq, width, height), so the client can
  * regenerate it and compare every byte, on top of the producer's checksum.
@@ -47,6 +53,7 @@
 #define DEMO_SLOTS		2
 #define DEMO_SLOT_ALIGN		(1u << 20)
 #define DEMO_PAGE_SIZE		4096u
+#define DEMO_DMA_OFFSET		(16u << 20)	/* edu's copy of a frame page */
 
 enum demo_producer_state {
 	DEMO_PRODUCER_NONE,
@@ -78,6 +85,8 @@ struct demo_ctrl {
 	uint32_t reserved;
 	uint64_t published;	/* producer: newest complete frame */
 	uint64_t ack;		/* client: newest frame it is done with */
+	uint64_t dma_seq;	/* producer: frame whose first page the VM's */
+	uint64_t dma_offset;	/* assigned edu copied here by DMA (0: none) */
 	struct demo_frame_hdr slot[DEMO_SLOTS];
 };
 

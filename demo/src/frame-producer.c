@@ -15,7 +15,8 @@
  * because every exec costs about a second under nested TCG: mounts devtmpfs,
  * proc and sysfs, sends its output to ttyS1, loads /lib/demo/kvmfr.ko, takes
  * SESSION from $DEMO_SESSION (a kernel command line variable). Afterwards it
- * lists the PCI devices and the taint flags on ttyS1, writes the kernel log
+ * has the edu device (the GPU assigned to the VM) copy a page of the last
+ * frame by DMA, lists the PCI devices and the taint flags on ttyS1, writes the kernel log
  * to ttyS2 between "@@dmesg begin" and "@@dmesg end", and powers off.
  */
 #include <dirent.h>
@@ -64,7 +65,154 @@ static void set_state(struct demo_ctrl *ctrl, uint32_t state)
 	__atomic_store_n(&ctrl->producer, state, __ATOMIC_RELEASE);
 }
 
-static int produce(const char *path, uint32_t want_session, uint64_t timeout_ms)
+/* ------------------------------------------------------------------------
+ * The assigned GPU stand-in: QEMU's edu device (1234:11e8), driven from
+ * userspace through sysfs. Its DMA engine copies up to 4 KiB between memory
+ * and a buffer at 0x40000 of its BAR0; with no IOMMU in the VM, DMA
+ * addresses are guest-physical.
+ */
+#define EDU_DMA_SRC	0x80
+#define EDU_DMA_DST	0x88
+#define EDU_DMA_COUNT	0x90
+#define EDU_DMA_CMD	0x98
+#define EDU_CMD_START	0x1
+#define EDU_CMD_TO_RAM	0x2
+#define EDU_BUFFER	0x40000
+
+static int read_line(const char *path, char *buf, size_t len);
+
+static int find_pci(const char *id, char *dir, size_t len)
+{
+	char path[PATH_MAX], vendor[16], device[16], both[40];
+	struct dirent *de;
+	DIR *d = opendir("/sys/bus/pci/devices");
+	int found = 0;
+
+	while (d && !found && (de = readdir(d))) {
+		if (de->d_name[0] == '.')
+			continue;
+		snprintf(path, sizeof(path), "/sys/bus/pci/devices/%s/vendor", de->d_name);
+		read_line(path, vendor, sizeof(vendor));
+		snprintf(path, sizeof(path), "/sys/bus/pci/devices/%s/device", de->d_name);
+		read_line(path, device, sizeof(device));
+		snprintf(both, sizeof(both), "%s:%s", vendor, device);
+		if (!strcmp(both, id)) {
+			snprintf(dir, len, "/sys/bus/pci/devices/%s", de->d_name);
+			found = 1;
+		}
+	}
+	if (d)
+		closedir(d);
+	return found;
+}
+
+/* Start of BAR bar of the PCI device in dir, from its "resource" file. */
+static uint64_t bar_start(const char *dir, int bar)
+{
+	char path[PATH_MAX], line[128];
+	unsigned long long start = 0;
+	FILE *f;
+	int i;
+
+	snprintf(path, sizeof(path), "%s/resource", dir);
+	f = fopen(path, "r");
+	for (i = 0; f && i <= bar && fgets(line, sizeof(line), f); i++)
+		if (i == bar)
+			sscanf(line, "%llx", &start);
+	if (f)
+		fclose(f);
+	return start;
+}
+
+static void edu_write(volatile unsigned char *regs, unsigned int reg, uint64_t v)
+{
+	*(volatile uint64_t *)(regs + reg) = v;
+}
+
+/* One edu transfer, polled to completion (edu takes 100 ms per transfer). */
+static int edu_dma(volatile unsigned char *regs, uint64_t src, uint64_t dst,
+		   uint64_t count, uint64_t cmd)
+{
+	uint64_t start = now_ms();
+
+	edu_write(regs, EDU_DMA_SRC, src);
+	edu_write(regs, EDU_DMA_DST, dst);
+	edu_write(regs, EDU_DMA_COUNT, count);
+	edu_write(regs, EDU_DMA_CMD, cmd | EDU_CMD_START);
+	while (*(volatile uint32_t *)(regs + EDU_DMA_CMD) & EDU_CMD_START) {
+		if (now_ms() - start > 30000)
+			return -1;
+		usleep(10000);
+	}
+	return 0;
+}
+
+/*
+ * Have edu copy [src_off, src_off + 4 KiB) of the kvmfr device to dst_off
+ * by DMA: BAR2 -> edu buffer -> BAR2. Returns 0 if it did, 1 if there is no
+ * edu, -1 on errors (printed).
+ */
+static int edu_copy(const char *kvmfr_pci, uint64_t src_off, uint64_t dst_off)
+{
+	char edu[PATH_MAX], path[PATH_MAX + 16];
+	volatile unsigned char *regs;
+	uint64_t bar2 = bar_start(kvmfr_pci, 2);
+	uint16_t cmd;
+	int fd, ret = -1;
+
+	if (!find_pci("0x1234:0x11e8", edu, sizeof(edu)))
+		return 1;
+	/* memory decoding on, and bus mastering, which DMA needs */
+	snprintf(path, sizeof(path), "%s/enable", edu);
+	fd = open(path, O_WRONLY);
+	if (fd < 0 || write(fd, "1", 1) != 1)
+		printf("producer: enable %s: %s\n", edu, strerror(errno));
+	if (fd >= 0)
+		close(fd);
+	snprintf(path, sizeof(path), "%s/config", edu);
+	fd = open(path, O_RDWR);
+	if (fd < 0 || pread(fd, &cmd, 2, 4) != 2) {
+		printf("producer: %s: %s\n", path, strerror(errno));
+		goto out;
+	}
+	cmd |= 0x6;
+	if (pwrite(fd, &cmd, 2, 4) != 2) {
+		printf("producer: bus mastering for edu: %s\n", strerror(errno));
+		goto out;
+	}
+	close(fd);
+
+	snprintf(path, sizeof(path), "%s/resource0", edu);
+	fd = open(path, O_RDWR | O_SYNC);
+	regs = fd < 0 ? MAP_FAILED : mmap(NULL, 1 << 20, PROT_READ | PROT_WRITE,
+					  MAP_SHARED, fd, 0);
+	if (regs == MAP_FAILED) {
+		printf("producer: mmap %s: %s\n", path, strerror(errno));
+		goto out;
+	}
+	if ((*(volatile uint32_t *)regs & 0xff) != 0xed) {
+		printf("producer: %s is no edu (id %#x)\n", edu,
+		       *(volatile uint32_t *)regs);
+	} else if (edu_dma(regs, bar2 + src_off, EDU_BUFFER, DEMO_PAGE_SIZE, 0) ||
+		   edu_dma(regs, EDU_BUFFER, bar2 + dst_off, DEMO_PAGE_SIZE,
+			   EDU_CMD_TO_RAM)) {
+		printf("producer: edu DMA did not complete\n");
+	} else {
+		printf("producer: edu %s copied 4 KiB by DMA: BAR2 %#llx -> edu -> BAR2 %#llx\n",
+		       strrchr(edu, '/') + 1,
+		       (unsigned long long)(bar2 + src_off),
+		       (unsigned long long)(bar2 + dst_off));
+		ret = 0;
+	}
+	munmap((void *)regs, 1 << 20);
+out:
+	if (fd >= 0)
+		close(fd);
+	return ret;
+}
+
+static int produce(const char *path, const char *kvmfr_pci,
+		   uint32_t want_session, uint64_t timeout_ms)
 {
 	uint64_t start, t0 = 0, bytes = 0, seq, size, fb;
 	uint32_t w, h, pitch, frames, *rows;
@@ -101,7 +249,8 @@ static int produce(const char *path, uint32_t want_session, uint64_t timeout_ms)
 			       (unsigned long long)timeout_ms / 1000);
 			return 1;
 		}
-		usleep(1000);
+		/* maybe for minutes (another session first): poll gently */
+		usleep(20000);
 	}
 	frames = ctrl->frames;
 	w = ctrl->width;
@@ -160,6 +309,25 @@ static int produce(const char *path, uint32_t want_session, uint64_t timeout_ms)
 		printf("producer: client did not acknowledge the last frame\n");
 		set_state(ctrl, DEMO_PRODUCER_FAILED);
 		return 1;
+	}
+	/* the GPU's part: DMA through the host's IOMMU mapping of the BAR */
+	if (kvmfr_pci) {
+		uint64_t src = demo_slot_offset(frames % DEMO_SLOTS, w, h);
+		int ret;
+
+		memset(base + DEMO_DMA_OFFSET, 0, DEMO_PAGE_SIZE);
+		ret = edu_copy(kvmfr_pci, src, DEMO_DMA_OFFSET);
+		if (!ret) {
+			printf("@@check %s level 2 (session %u): the assigned edu's DMA copy of frame %u's first page matches it (through the host IOMMU)\n",
+			       memcmp(base + DEMO_DMA_OFFSET, base + src,
+				      DEMO_PAGE_SIZE) ? "fail" : "ok",
+			       want_session, frames);
+			ctrl->dma_offset = DEMO_DMA_OFFSET;
+			__atomic_store_n(&ctrl->dma_seq, frames, __ATOMIC_RELEASE);
+		} else if (ret < 0) {
+			printf("@@check fail level 2 (session %u): DMA by the assigned edu\n",
+			       want_session);
+		}
 	}
 	/* the last store to the device: the client may start a new session */
 	set_state(ctrl, DEMO_PRODUCER_DONE);
@@ -282,8 +450,8 @@ static int vm_init(void)
 		printf("@@check %s level 2 (session %s): kvmfr.ko loaded, /dev/kvmfr0 is an IVSHMEM BAR2 (%s, %s bytes)\n",
 		       strcmp(line, "pci") ? "fail" : "ok", session ? session : "?",
 		       line, line + 32);
-		rc = produce("/dev/kvmfr0", session ? strtoul(session, NULL, 0) : 1,
-			     300000);
+		rc = produce("/dev/kvmfr0", "/sys/class/kvmfr/kvmfr0/device",
+			     session ? strtoul(session, NULL, 0) : 1, 900000);
 	}
 	if (fd >= 0)
 		close(fd);
@@ -330,5 +498,5 @@ int main(int argc, char **argv)
 		}
 	}
 	setvbuf(stdout, NULL, _IOLBF, 0);
-	return produce(path, session, timeout_ms);
+	return produce(path, NULL, session, timeout_ms);
 }

@@ -120,15 +120,20 @@ static int load_module(const char *params)
 /* Module load with static devices, failing each allocation in turn. */
 static int test_load_sweep(void)
 {
+	char params[160] = "";
 	int n, ret, err;
 	bool hit;
+
+	if (kt_static_param[0])
+		snprintf(params, sizeof(params), "static_size_mb=%s",
+			 kt_static_param);
 
 	if (syscall(SYS_delete_module, "kvmfr", O_NONBLOCK))
 		return kt_fail("rmmod kvmfr: %s (is something still open?)",
 			       kt_errname(errno));
 	for (n = 1; n <= MAX_STEPS; n++) {
 		arm(n);
-		ret = load_module(kt_static_param[0] ? kt_static_param : "");
+		ret = load_module(params);
 		err = errno;
 		hit = injected();
 		if (!ret && !hit)

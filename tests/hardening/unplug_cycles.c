@@ -14,7 +14,8 @@
  * "kvmfr-unplug_cycles external" instead follows hot-unplugs made from
  * outside (QEMU device_del/device_add of the device at KVMFR_HOTPLUG_PCI):
  * it prints "# unplug_cycles: ready" and counts the device going away and
- * coming back, KVMFR_HOTPLUG_CYCLES times (default 50).
+ * coming back, KVMFR_HOTPLUG_CYCLES times (default 50), printing
+ * "# unplug_cycles: back N" each time it found the device again.
  */
 #include "../guest/kvmfr_test.h"
 
@@ -201,6 +202,9 @@ static int run_cycles(struct kvmfr_dev *d, int (*cycle)(struct kvmfr_dev *),
 			break;
 		}
 		done++;
+		/* the host's QMP driver paces itself on these */
+		if (cycle == cycle_external)
+			printf("# unplug_cycles: back %ld\n", done);
 	}
 	*stop = true;
 	for (i = 0; i < WORKERS; i++) {

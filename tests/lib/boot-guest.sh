@@ -2,37 +2,71 @@
 # boot-guest.sh LABEL DIR VMLINUZ INITRAMFS
 #
 # Boot one test guest and check the data it exchanged with the host:
-#   - two ivshmem-plain devices (8 MiB at 00:04.0, 32 MiB at 00:05.0) backed
-#     by fresh files in /dev/shm, filled with the host patterns 0 and 1 before
-#     boot, checked for the guest patterns after poweroff, removed after;
+#   - the ivshmem-plain devices of $GUEST_IVSHMEM (tests/lib/profile.sh;
+#     default 8 MiB at 00:04.0, 32 MiB at 00:05.0) backed by fresh files in
+#     /dev/shm, filled with the host patterns 0, 1, ... before boot, checked
+#     for the guest patterns after poweroff, removed after; a device "rp0"
+#     sits behind a pcie-root-port (00:03.0, guest 0000:01:00.0) and, with
+#     GUEST_HOTPLUG=N, is unplugged and replugged N times over QMP by
+#     qmp-hotplug.py while the guest runs `unplug_cycles external`;
+#   - $GUEST_MEM MiB, intel-iommu if $GUEST_IOMMU = 1;
 #   - serial ports: DIR/console.log (ttyS0), DIR/results.log (ttyS1, streamed
 #     to stdout while the guest runs), DIR/dmesg.log (ttyS2);
-#   - hard timeout $KVMFR_BOOT_TIMEOUT s (default 480).
-# Records "boot completed" and the two pattern checks in $TAP_FILE.
-# Uses $PATTERN (the host pattern tool).
+#   - hard timeout $GUEST_BOOT_TIMEOUT s (default $KVMFR_BOOT_TIMEOUT or 480).
+# Records "boot completed", the pattern checks and the QMP hot-plug driver's
+# outcome in $TAP_FILE.  Uses $PATTERN (the host pattern tool).
 set -eu
 label=$1 dir=$2 vmlinuz=$3 initramfs=$4
 here=$(cd "$(dirname "$0")" && pwd)
 # shellcheck source=tests/lib/tap.sh
 . "$here/tap.sh"
-boot_timeout=${KVMFR_BOOT_TIMEOUT:-480}
+boot_timeout=${GUEST_BOOT_TIMEOUT:-${KVMFR_BOOT_TIMEOUT:-480}}
 
-# index:size_mib:pci_slot, in KVMFR_PCI order (see mkinitramfs.sh)
-ivshmem="0:8:4 1:32:5"
+# index:size_mib:where, in KVMFR_PCI order (profile.sh, mkinitramfs.sh)
+ivshmem=${GUEST_IVSHMEM:-0:8:04 1:32:05}
+hotplug_cycles=${GUEST_HOTPLUG:-0}
 
 shm=$(mktemp -d /dev/shm/kvmfr-test.XXXXXX)
-qemu=
+qemu= driver=
 # (timeout passes a TERM on to QEMU)
-trap '[ -z "$qemu" ] || kill "$qemu" 2>/dev/null; rm -rf "$shm"' EXIT
+trap '[ -z "$qemu" ] || kill "$qemu" 2>/dev/null; [ -z "$driver" ] || kill "$driver" 2>/dev/null; rm -rf "$shm"' EXIT
 trap 'exit 130' INT TERM HUP
 
-devices=()
+devices=() hotplug_dev=
 for d in $ivshmem; do
-	IFS=: read -r i mib slot <<<"$d"
+	IFS=: read -r i mib where <<<"$d"
 	"${PATTERN:?}" fill "$shm/ivshmem$i" "$i" "$mib"
-	devices+=(-object "memory-backend-file,id=ivs$i,share=on,mem-path=$shm/ivshmem$i,size=${mib}M"
-		  -device "ivshmem-plain,memdev=ivs$i,addr=0x$slot")
+	devices+=(-object "memory-backend-file,id=ivs$i,share=on,mem-path=$shm/ivshmem$i,size=${mib}M")
+	if [ "$where" = rp0 ]; then
+		# hot-pluggable: QEMU's default ACPI hot-plug of q35 root ports
+		# (native pciehp makes 6.12's lockdep report pciehp itself)
+		devices+=(-device pcie-root-port,id=rp0,bus=pcie.0,addr=0x3,slot=1,chassis=1
+			  -device "ivshmem-plain,memdev=ivs$i,bus=rp0,id=shm$i")
+		hotplug_dev=$i:$mib
+	else
+		devices+=(-device "ivshmem-plain,memdev=ivs$i,addr=0x$where")
+	fi
 done
+where_of() {	# guest PCI address of an ivshmem spec's WHERE
+	if [ "$1" = rp0 ]; then echo 01:00.0; else echo "00:$1.0"; fi
+}
+
+append="console=ttyS0 panic=-1"
+platform=()
+if [ "${GUEST_IOMMU:-0}" = 1 ]; then
+	# intremap=off: no kernel-irqchip=split needed
+	platform+=(-device intel-iommu,intremap=off)
+	append="$append intel_iommu=on iommu.strict=1"
+fi
+if [ "${GUEST_EDU:-0}" = 1 ]; then
+	# tests/edu: QEMU's edu device, a DMA engine behind the IOMMU
+	platform+=(-device edu)
+fi
+append="$append ${GUEST_CMDLINE:-} ${KVMFR_KERNEL_ARGS:-}"
+qmp=()
+if [ "$hotplug_cycles" -gt 0 ] && [ -n "$hotplug_dev" ]; then
+	qmp=(-qmp "unix:$shm/qmp.sock,server=on,wait=off")
+fi
 
 accel=$("$here/probe-kvm.sh" "$vmlinuz")
 echo "# booting $label under $accel (timeout ${boot_timeout} s)"
@@ -40,15 +74,26 @@ rm -f "$dir/console.log" "$dir/results.log" "$dir/dmesg.log"
 touch "$dir/results.log"
 start=$(date +%s)
 timeout --foreground -s KILL "$boot_timeout" qemu-system-x86_64 \
-	-M q35 -accel "$accel" -m 1024 -smp 2 \
+	-M q35 -accel "$accel" -m "${GUEST_MEM:-1024}" -smp 2 \
 	-nodefaults -no-user-config -display none -no-reboot \
 	-kernel "$vmlinuz" -initrd "$initramfs" \
-	-append "console=ttyS0 panic=-1 ${KVMFR_KERNEL_ARGS:-}" \
+	-append "$append" \
 	-serial "file:$dir/console.log" \
 	-serial "file:$dir/results.log" \
 	-serial "file:$dir/dmesg.log" \
-	"${devices[@]}" >"$dir/qemu.log" 2>&1 &
+	"${platform[@]}" "${devices[@]}" "${qmp[@]}" >"$dir/qemu.log" 2>&1 &
 qemu=$!
+
+# QEMU-level hot-unplug cycles, paced by the guest's unplug_cycles external
+if [ ${#qmp[@]} -gt 0 ]; then
+	IFS=: read -r i mib <<<"$hotplug_dev"
+	python3 "$here/qmp-hotplug.py" --qmp "$shm/qmp.sock" \
+		--results "$dir/results.log" --pid "$qemu" \
+		--mem-path "$shm/ivshmem$i" --size $((mib << 20)) --bus rp0 \
+		--device "shm$i" --memdev "ivs$i" --cycles "$hotplug_cycles" \
+		>"$dir/hotplug.log" 2>&1 &
+	driver=$!
+fi
 
 # Stream the results port while the guest runs, in a readable form: program
 # output as is, the harness markers as comments, extra tests' output and
@@ -80,6 +125,18 @@ wait $qemu || rc=$?
 qemu=
 wait $streamer || true
 elapsed=$(($(date +%s) - start))
+driver_rc=
+if [ -n "$driver" ]; then
+	# QEMU is gone: the driver notices within a moment
+	for _ in 1 2 3 4 5 6 7 8 9 10; do
+		kill -0 "$driver" 2>/dev/null || break
+		sleep 0.5
+	done
+	kill "$driver" 2>/dev/null || true
+	driver_rc=0
+	wait "$driver" || driver_rc=$?
+	driver=
+fi
 
 if grep -q '^@@kvmfr done' "$dir/results.log"; then
 	tap_result 0 "$label: guest ran the suite and powered off (${elapsed} s, $accel)"
@@ -94,12 +151,26 @@ else
 	tap_diag "$dir/qemu.log" 5
 fi
 
-for d in $ivshmem; do
-	IFS=: read -r i mib slot <<<"$d"
-	if "$PATTERN" verify-guest "$shm/ivshmem$i" "$i" >"$dir/pattern$i.log" 2>&1; then
-		tap_result 0 "$label: host sees guest pattern $i in ivshmem $i (${mib} MiB, 00:0$slot.0)"
+if [ -n "$driver_rc" ]; then
+	summary=$(grep '^qmp-hotplug: [0-9]* of' "$dir/hotplug.log" | tail -n 1)
+	what="$label: QMP hot-unplug of ivshmem behind rp0 (device_del, DEVICE_DELETED, object-add, device_add, guest sees it back)"
+	if [ "$driver_rc" = 0 ]; then
+		tap_result 0 "$what: ${summary#qmp-hotplug: }"
 	else
-		tap_result 1 "$label: host sees guest pattern $i in ivshmem $i (${mib} MiB, 00:0$slot.0)"
+		tap_result 1 "$what: exit status $driver_rc; log: $dir/hotplug.log"
+		tap_diag "$dir/hotplug.log" 5
+	fi
+fi
+
+# (the hot-plugged device's new backends map the same file: its data is
+# checked like the others')
+for d in $ivshmem; do
+	IFS=: read -r i mib where <<<"$d"
+	addr=$(where_of "$where")
+	if "$PATTERN" verify-guest "$shm/ivshmem$i" "$i" >"$dir/pattern$i.log" 2>&1; then
+		tap_result 0 "$label: host sees guest pattern $i in ivshmem $i (${mib} MiB, $addr)"
+	else
+		tap_result 1 "$label: host sees guest pattern $i in ivshmem $i (${mib} MiB, $addr)"
 		tap_diag "$dir/pattern$i.log" 3
 	fi
 done

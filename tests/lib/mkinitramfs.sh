@@ -7,7 +7,8 @@
 #   depends on, from KROOT's lib/modules/KVER, listed in /lib/kvmfr/deps),
 #   the guest programs of GUESTBIN (may be empty) in /tests and the
 #   executables of $KVMFR_EXTRA_TESTS in /tests/extra.
-# The ivshmem layout written to the env file must match boot-guest.sh.
+# The ivshmem layout written to the env file (KVMFR_PCI, from GUEST_PCI of
+# tests/lib/profile.sh) must match boot-guest.sh; GUEST_ENV is appended.
 set -eu
 out=$1 stage=$2 kver=$3 kroot=$4 ko=$5 guestbin=$6
 tests_dir=$(cd "$(dirname "$0")/.." && pwd)
@@ -64,13 +65,21 @@ if [ -n "${KVMFR_EXTRA_TESTS:-}" ]; then
 	done
 fi
 
+# tests/edu (test-kernel.sh sets KVMFR_EDU_DIR when the guest has edu)
+if [ -n "${KVMFR_EDU_DIR:-}" ]; then
+	cp "$KVMFR_EDU_DIR/kvmfr_edu.ko" "$stage/lib/kvmfr/kvmfr_edu.ko"
+	cp "$KVMFR_EDU_DIR/edu_dma" "$stage/tests/edu_dma"
+fi
+
 cat >"$stage/etc/kvmfr-test.env" <<EOT
 KVMFR_KO=/lib/kvmfr/kvmfr.ko
 KVMFR_STATIC_MB="16,4"
-KVMFR_PCI="0000:00:04.0=8 0000:00:05.0=32"
+KVMFR_PCI="${GUEST_PCI:-0000:00:04.0=8 0000:00:05.0=32}"
 KVMFR_KVER="$kver"
 KVMFR_TEST_TIMEOUT="${KVMFR_TEST_TIMEOUT:-300}"
 EOT
+# per-kernel hardening-tier settings (tests/lib/profile.sh)
+[ -z "${GUEST_ENV:-}" ] || printf '%s\n' "$GUEST_ENV" >>"$stage/etc/kvmfr-test.env"
 
 (cd "$stage" && find . -mindepth 1 | LC_ALL=C sort |
 	cpio --quiet -o -H newc -R 0:0) | gzip -1 >"$out"

@@ -17,10 +17,11 @@ here=$(cd "$(dirname "$0")" && pwd)
 rm -rf "$dir/tap" "$dir/extra"
 mkdir -p "$dir/tap" "$dir/extra"
 
-# One record per block: kind, name, rc ("none" if the end marker is missing).
+# One record per block: kind, name, rc ("none" if the end marker is missing),
+# file name, seconds ("-" if unknown).
 blocks=$(awk -v dir="$dir" '
-	function finish(rc) {
-		if (kind != "" && kind != "stderr") print kind "\t" name "\t" rc "\t" safe
+	function finish(rc, t) {
+		if (kind != "" && kind != "stderr") print kind "\t" name "\t" rc "\t" safe "\t" (t == "" ? "-" : t)
 		if (file != "") close(file)
 		kind = ""; file = ""; pending = 0
 	}
@@ -45,7 +46,11 @@ blocks=$(awk -v dir="$dir" '
 		printf "" >file
 		next
 	}
-	/^@@kvmfr end / { prev_kind = kind; finish(substr($3, 4)); next }
+	/^@@kvmfr end / {
+		prev_kind = kind
+		finish(substr($3, 4), $4 ~ /^t=/ ? substr($4, 3) : "")
+		next
+	}
 	/^@@kvmfr / { finish("none"); next }
 	kind == "" { next }
 	# init adds an empty line before each end marker; keep the others
@@ -58,7 +63,9 @@ blocks=$(awk -v dir="$dir" '
 ' "$dir/results.log")
 
 [ -n "$blocks" ] || exit 0
-while IFS=$'\t' read -r kind name rc safe; do
+while IFS=$'\t' read -r kind name rc safe secs; do
+	took=
+	[ "$secs" = - ] || took=", ${secs} s"
 	case $kind in
 	tap)
 		file=$dir/tap/$safe.tap
@@ -73,7 +80,7 @@ while IFS=$'\t' read -r kind name rc safe; do
 		if [ "$rc" = none ]; then
 			tap_result 1 "$what: no end marker (the guest stopped while it ran)"
 		elif [ "$rc" = 143 ] || [ "$rc" = 137 ] || [ "$rc" = 124 ]; then
-			tap_result 1 "$what: exit status $rc: timed out after ${KVMFR_TEST_TIMEOUT:-300} s (or got SIGTERM/SIGKILL)"
+			tap_result 1 "$what: exit status $rc: timed out$took (KVMFR_TEST_TIMEOUT, KVMFR_HARDENING_TIMEOUT for tests/hardening) or got SIGTERM/SIGKILL"
 		elif [ "$rc" -gt 128 ]; then
 			tap_result 1 "$what: killed by signal $((rc - 128))"
 		elif [ "$plan" = - ]; then
@@ -83,7 +90,7 @@ while IFS=$'\t' read -r kind name rc safe; do
 		elif [ "$rc" != 0 ] && [ "$failed" = 0 ]; then
 			tap_result 1 "$what: exit status $rc although no test failed"
 		else
-			tap_result 0 "$what (1..$plan, exit $rc)"
+			tap_result 0 "$what (1..$plan, exit $rc$took)"
 		fi
 		if [ "$rc" != 0 ] && [ -s "$dir/tap/$safe.stderr" ]; then
 			tap_diag "$dir/tap/$safe.stderr" 10
@@ -91,7 +98,7 @@ while IFS=$'\t' read -r kind name rc safe; do
 		;;
 	raw)
 		if [ "$rc" = 0 ]; then
-			tap_result 0 "$label: extra test ${name#extra/}"
+			tap_result 0 "$label: extra test ${name#extra/}${took:+ (${took#, })}"
 		else
 			tap_result 1 "$label: extra test ${name#extra/}: exit status $rc; output: $dir/extra/$safe.out"
 			tap_diag "$dir/extra/$safe.out" 10

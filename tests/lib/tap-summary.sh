@@ -41,6 +41,16 @@ for series in "$@"; do
 	read -r p f s < <(count "${files[@]}")
 	kver=$(sed -n "s/^KVER='\(.*\)'/\1/p" "$dir/kernel.env" 2>/dev/null || true)
 	echo "# kernel $series${kver:+ ($kver)}: $(line "$p" "$f" "$s")"
+	# the hardening tier's figures: cycles, fuzz operations, sweeps, times
+	for t in "$dir"/tap/kvmfr-unplug_cycles*.tap "$dir"/tap/kvmfr-fuzz.tap \
+		 "$dir"/tap/kvmfr-fault_inject.tap; do
+		[ -f "$t" ] || continue
+		grep -hE '^(# (.*cycles in [0-9.]+ s|seed [0-9]+|ops: |.*succeeded after [0-9]+ injected)|(not )?ok [0-9]+ - fuzz: [0-9]+ operations)' "$t" |
+			sed -E 's/^(# |(not )?ok [0-9]+ - )/#   /' || true
+	done
+	if [ -f "$dir/hotplug.log" ]; then
+		grep -h '^qmp-hotplug: [0-9]* of' "$dir/hotplug.log" | sed 's/^/#   /' || true
+	fi
 	tp=$((tp + p)) tf=$((tf + f)) ts=$((ts + s))
 done
 line "$tp" "$tf" "$ts"

@@ -65,6 +65,19 @@ else
 	tap_result 0 "$label: W=1 build of kvmfr.ko has no warnings"
 fi
 
+# tests/edu: the edu DMA importer and its guest program, if the guest has edu
+KVMFR_EDU_DIR=
+if [ "${GUEST_EDU:-0}" = 1 ]; then
+	if "$here/../edu/build.sh" "$KDIR" "$dir/edu" >"$dir/edu-build.log" 2>&1; then
+		tap_result 0 "$label: build tests/edu (kvmfr_edu.ko, edu_dma)"
+		KVMFR_EDU_DIR=$dir/edu
+	else
+		tap_result 1 "$label: build tests/edu (kvmfr_edu.ko, edu_dma); log: $dir/edu-build.log"
+		tap_diag "$dir/edu-build.log" 15
+	fi
+fi
+export KVMFR_EDU_DIR
+
 if ! "$here/mkinitramfs.sh" "$dir/initramfs.gz" "$dir/initramfs" "$KVER" "$KROOT" \
 	"$dir/build/kvmfr.ko" "${GUESTBIN:-}" >"$dir/initramfs.log" 2>&1; then
 	tap_result 1 "$label: build the guest initramfs; log: $dir/initramfs.log"

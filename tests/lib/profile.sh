@@ -1,0 +1,82 @@
+# Sourced by tests/lib/test-kernel.sh with $series set: the per-kernel guest
+# set-up (memory, IOMMU, ivshmem layout, kernel command line, hardening-tier
+# sizes), exported for boot-guest.sh and mkinitramfs.sh.
+# shellcheck shell=bash
+#
+# GUEST_MEM         guest RAM in MiB (only what the guest touches costs host RAM)
+# GUEST_IOMMU       1: -device intel-iommu + intel_iommu=on iommu.strict=1
+# GUEST_EDU         1: -device edu, and the guest runs tests/edu's edu_dma
+#                   (real DMA through kvmfr's dma-bufs; needs GUEST_IOMMU=1)
+# GUEST_CMDLINE     extra kernel command line (before $KVMFR_KERNEL_ARGS)
+# GUEST_IVSHMEM     "INDEX:MIB:WHERE ...", KVMFR_PCI order; WHERE is a slot of
+#                   bus 0 ("04" = 0000:00:04.0) or "rp0" (behind a
+#                   pcie-root-port at 00:03.0, guest address 0000:01:00.0,
+#                   hot-pluggable from the host over QMP)
+# GUEST_HOTPLUG     QMP device_del/device_add cycles of the rp0 device
+#                   (0: none); the guest follows with `unplug_cycles external`
+# GUEST_BOOT_TIMEOUT  seconds for the whole guest run
+# GUEST_ENV         extra lines for the guest's /etc/kvmfr-test.env
+#
+# Every hardening knob can be overridden from the environment (for all
+# kernels at once), e.g. KVMFR_FUZZ_SEED=1234 or KVMFR_UNPLUG_CYCLES=5000.
+
+case $series in
+debug)
+	GUEST_MEM=6144		# > 5 GiB: module_params' 4 GiB static device
+	GUEST_IOMMU=1
+	GUEST_EDU=1
+	GUEST_CMDLINE="panic_on_warn=1"
+	# KVMFR_PCI must stay in PCI address order (= probe order, kvmfrN order)
+	GUEST_IVSHMEM="0:8:04 1:32:rp0"
+	GUEST_HOTPLUG=${KVMFR_HOTPLUG_CYCLES:-50}
+	GUEST_BOOT_TIMEOUT=${KVMFR_BOOT_TIMEOUT:-1500}
+	fuzz_seconds=60 unplug_cycles=1000 unplug_seconds=600
+	hardening_timeout=900
+	;;
+*)
+	GUEST_MEM=1024
+	GUEST_IOMMU=1
+	GUEST_EDU=1
+	GUEST_CMDLINE=
+	GUEST_IVSHMEM="0:8:04 1:32:05"
+	GUEST_HOTPLUG=0
+	GUEST_BOOT_TIMEOUT=${KVMFR_BOOT_TIMEOUT:-600}
+	fuzz_seconds=10 unplug_cycles=100 unplug_seconds=120
+	hardening_timeout=300
+	;;
+esac
+
+# KVMFR_PCI as the guest sees it, from GUEST_IVSHMEM
+GUEST_PCI= GUEST_HOTPLUG_PCI=
+for _d in $GUEST_IVSHMEM; do
+	IFS=: read -r _i _mib _where <<<"$_d"
+	case $_where in
+	rp0) _addr=0000:01:00.0 ;;
+	*) _addr=0000:00:$_where.0 ;;
+	esac
+	GUEST_PCI="$GUEST_PCI${GUEST_PCI:+ }$_addr=$_mib"
+	[ "$_where" != rp0 ] || GUEST_HOTPLUG_PCI=$_addr
+done
+[ -n "${GUEST_HOTPLUG_PCI:-}" ] || GUEST_HOTPLUG=0
+unset _d _i _mib _where _addr
+
+GUEST_ENV="KVMFR_FUZZ_SEED=${KVMFR_FUZZ_SEED:-1}
+KVMFR_FUZZ_SECONDS=${KVMFR_FUZZ_SECONDS:-$fuzz_seconds}
+KVMFR_UNPLUG_CYCLES=${KVMFR_UNPLUG_CYCLES:-$unplug_cycles}
+KVMFR_UNPLUG_SECONDS=${KVMFR_UNPLUG_SECONDS:-$unplug_seconds}
+KVMFR_HARDENING_TIMEOUT=${KVMFR_HARDENING_TIMEOUT:-$hardening_timeout}"
+# (the fuzzer unbinds/binds PCI devices if the variable is set at all;
+# KVMFR_FUZZ_UNBIND= turns that off)
+if [ -n "${KVMFR_FUZZ_UNBIND-1}" ]; then
+	GUEST_ENV="$GUEST_ENV
+KVMFR_FUZZ_UNBIND=${KVMFR_FUZZ_UNBIND-1}"
+fi
+if [ "$GUEST_HOTPLUG" -gt 0 ]; then
+	GUEST_ENV="$GUEST_ENV
+KVMFR_HOTPLUG_PCI=$GUEST_HOTPLUG_PCI
+KVMFR_HOTPLUG_CYCLES=$GUEST_HOTPLUG"
+fi
+unset fuzz_seconds unplug_cycles unplug_seconds hardening_timeout
+
+export GUEST_MEM GUEST_IOMMU GUEST_EDU GUEST_CMDLINE GUEST_IVSHMEM GUEST_PCI \
+	GUEST_HOTPLUG GUEST_BOOT_TIMEOUT GUEST_ENV
