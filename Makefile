@@ -25,4 +25,8 @@ install: modules
 check:
 	tests/run
 
-.PHONY: all modules clean install check
+# The Looking Glass data path end to end, in nested QEMU (demo/README.md).
+demo:
+	demo/run
+
+.PHONY: all modules clean install check demo

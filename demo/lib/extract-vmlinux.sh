@@ -22,7 +22,7 @@ try() {	# OFFSET DECOMPRESSOR...
 for spec in '28b52ffd zstd -dc' 'fd377a585a00 xz -dc' '1f8b08 gzip -dc'; do
 	magic=${spec%% *}
 	cmd=${spec#* }
-	pattern=$(echo "$magic" | sed 's/../\\x&/g')
+	pattern=$(printf '%s' "$magic" | sed 's/../\\x&/g')
 	for off in $(LC_ALL=C grep -obUaP "$pattern" "$vmlinuz" | cut -d: -f1 | head -n 8); do
 		# shellcheck disable=SC2086 # cmd is a command and its options
 		if try "$off" $cmd; then

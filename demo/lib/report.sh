@@ -45,6 +45,14 @@ while read -r r text; do
 	add "$r" "$text"
 done
 
+# VMs that died in early boot and were booted again (init-level1): shown,
+# as TODO (nested TCG's fault, before any kvmfr code ran), not hidden
+notes=()
+while read -r _ sess name st; do
+	add fail "VM ${sess#session=} (${name#name=}): first boot died before its init, before kvmfr was loaded (${st/=/ }; log: $out/level2-${name#name=}/attempt1-console.log); booted again # TODO fault of the doubly emulated CPU, not a kvmfr result"
+	notes+=("note: VM ${sess#session=} (${name#name=}) died in early boot before kvmfr was loaded and was booted again; see $out/level2-${name#name=}/attempt1-console.log")
+done < <(grep '^@@retry ' "$p" || true)
+
 # every session: its statistics must be there and complete
 getstat() {	# getstat KIND SESSION KEY
 	sed -n "s/^\(L2 [^ ]* \)\{0,1\}@@stat $1 session=$2 .*\<$3=\([0-9]*\).*/\2/p" "$p" | tail -n 1
@@ -104,9 +112,9 @@ fi
 # output
 t_end=$(date +%s.%N)
 wall=$(awk -v a="$DEMO_T0" -v b="$t_end" 'BEGIN { printf "%.0f", b - a }')
-skipped=$(grep -c '^ok .*# SKIP' "$results" || true)
-failed=$(grep -c '^not ok ' "$results" || true)
-passed=$(($(grep -c '^ok ' "$results" || true) - skipped))
+skipped=$(grep -c -e '^ok .*# SKIP' -e '^not ok .*# TODO' "$results" || true)
+failed=$(grep '^not ok ' "$results" | grep -vc '# TODO' || true)
+passed=$(grep '^ok ' "$results" | grep -vc '# SKIP' || true)
 
 report() {
 	echo "== kvmfr demo report: Debian kernel ${KVER:-$DEMO_KERNEL} at both levels; nested TCG, so every rate is emulated, not a hardware figure"
@@ -114,11 +122,13 @@ report() {
 	sed -n 's/^@@stat vfio session=\([0-9]*\) vmlck_kb=\([0-9]*\)/VFIO: VM \1 QEMU long-term pinned \2 kB (its RAM + the 32 MiB \/dev\/kvmfr0 mapping)/p' "$p"
 	grep -q '^@@check [a-z]* IORING_REGISTER_BUFFERS' "$p" &&
 		echo "io_uring: $(sed -n 's/^@@check \([a-z]*\) IORING_REGISTER_BUFFERS/\1: IORING_REGISTER_BUFFERS/p' "$p" | head -n 1)"
+	for l in "${notes[@]}"; do echo "$l"; done
 	[ -z "$png" ] || echo "PNG of one received frame: $png"
 	echo "checks: $passed passed, $failed failed, $skipped skipped"
 	echo "wall time: ${wall} s; load average at start ${DEMO_LOAD_START}, at end $(cut -d' ' -f1-3 /proc/loadavg)"
 	echo "results: $out"
 }
+# shellcheck source=/dev/null
 . "$out/kernel.env" 2>/dev/null || true
 
 if [ "$tap" = 1 ]; then
@@ -128,6 +138,6 @@ if [ "$tap" = 1 ]; then
 else
 	echo
 	report
-	grep '^not ok' "$results" | sed 's/^not ok - /FAILED: /' || true
+	grep '^not ok' "$results" | grep -v '# TODO' | sed 's/^not ok - /FAILED: /' || true
 fi
 [ "$failed" = 0 ] && [ "$passed" -gt 0 ]

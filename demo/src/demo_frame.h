@@ -25,8 +25,9 @@
  *    ctrl->ack = seq. No frame can be overwritten before it was checked, so
  *    none can be lost.
  *  - After the last ack, if the VM has an edu device (the stand-in for the
- *    GPU assigned with VFIO), the producer has it copy the first page of the
- *    last frame by DMA, device to edu to device, to DEMO_DMA_OFFSET, and
+ *    GPU assigned with VFIO), the producer has it copy the first
+ *    DEMO_DMA_BYTES of the last frame by DMA, device to edu to device, to
+ *    DEMO_DMA_OFFSET, and
  *    stores ctrl->dma_seq; both DMAs go through the IOMMU mapping that the
  *    host's QEMU set up for the ivshmem BAR, i.e. the long-term pinned
  *    /dev/kvmfr0 pages.
@@ -54,6 +55,8 @@
 #define DEMO_SLOT_ALIGN		(1u << 20)
 #define DEMO_PAGE_SIZE		4096u
 #define DEMO_DMA_OFFSET		(16u << 20)	/* edu's copy of a frame page */
+/* QEMU 7.2's edu rejects (and aborts QEMU on) a full 4096-byte transfer */
+#define DEMO_DMA_BYTES		4095u
 
 enum demo_producer_state {
 	DEMO_PRODUCER_NONE,

@@ -351,7 +351,7 @@ int main(int argc, char **argv)
 
 		__atomic_store_n(&ctrl->ack, seq, __ATOMIC_RELEASE);
 		t_last = now_ms();
-		if (seq % 10 == 0 || seq == frames)
+		if (seq % 50 == 0 || seq == frames)
 			printf("client: frame %llu/%u verified (device mapping and dma-buf)\n",
 			       (unsigned long long)seq, frames);
 	}
@@ -369,12 +369,12 @@ int main(int argc, char **argv)
 	/* a page the VM's assigned device copied by DMA, if it has one */
 	dma_seq = __atomic_load_n(&ctrl->dma_seq, __ATOMIC_ACQUIRE);
 	if (dma_seq >= 1 && dma_seq <= frames &&
-	    ctrl->dma_offset + DEMO_PAGE_SIZE <= size) {
+	    ctrl->dma_offset + DEMO_DMA_BYTES <= size) {
 		demo_draw_frame(expect, w, w, h, dma_seq, rows);
 		snprintf(what, sizeof(what),
-			 "session %u: the page of frame %llu that the VM's assigned edu copied by DMA reads back intact here",
+			 "session %u: the start of frame %llu that the VM's assigned edu copied by DMA reads back intact here",
 			 session, (unsigned long long)dma_seq);
-		check(!memcmp(base + ctrl->dma_offset, expect, DEMO_PAGE_SIZE),
+		check(!memcmp(base + ctrl->dma_offset, expect, DEMO_DMA_BYTES),
 		      what);
 	} else {
 		printf("client: session %u: no DMA copy by an assigned device\n",

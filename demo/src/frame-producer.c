@@ -148,7 +148,7 @@ static int edu_dma(volatile unsigned char *regs, uint64_t src, uint64_t dst,
 }
 
 /*
- * Have edu copy [src_off, src_off + 4 KiB) of the kvmfr device to dst_off
+ * Have edu copy [src_off, src_off + DEMO_DMA_BYTES) of the kvmfr device to dst_off
  * by DMA: BAR2 -> edu buffer -> BAR2. Returns 0 if it did, 1 if there is no
  * edu, -1 on errors (printed).
  */
@@ -193,13 +193,13 @@ static int edu_copy(const char *kvmfr_pci, uint64_t src_off, uint64_t dst_off)
 	if ((*(volatile uint32_t *)regs & 0xff) != 0xed) {
 		printf("producer: %s is no edu (id %#x)\n", edu,
 		       *(volatile uint32_t *)regs);
-	} else if (edu_dma(regs, bar2 + src_off, EDU_BUFFER, DEMO_PAGE_SIZE, 0) ||
-		   edu_dma(regs, EDU_BUFFER, bar2 + dst_off, DEMO_PAGE_SIZE,
+	} else if (edu_dma(regs, bar2 + src_off, EDU_BUFFER, DEMO_DMA_BYTES, 0) ||
+		   edu_dma(regs, EDU_BUFFER, bar2 + dst_off, DEMO_DMA_BYTES,
 			   EDU_CMD_TO_RAM)) {
 		printf("producer: edu DMA did not complete\n");
 	} else {
-		printf("producer: edu %s copied 4 KiB by DMA: BAR2 %#llx -> edu -> BAR2 %#llx\n",
-		       strrchr(edu, '/') + 1,
+		printf("producer: edu %s copied %u bytes by DMA: BAR2 %#llx -> edu -> BAR2 %#llx\n",
+		       strrchr(edu, '/') + 1, DEMO_DMA_BYTES,
 		       (unsigned long long)(bar2 + src_off),
 		       (unsigned long long)(bar2 + dst_off));
 		ret = 0;
@@ -300,7 +300,7 @@ static int produce(const char *path, const char *kvmfr_pci,
 		__atomic_store_n(&ctrl->published, seq, __ATOMIC_RELEASE);
 		bytes += fb;
 
-		if (seq % 50 == 0 || seq == frames)
+		if (seq % 100 == 0 || seq == frames)
 			printf("producer: frame %llu/%u sent\n",
 			       (unsigned long long)seq, frames);
 	}
@@ -318,9 +318,9 @@ static int produce(const char *path, const char *kvmfr_pci,
 		memset(base + DEMO_DMA_OFFSET, 0, DEMO_PAGE_SIZE);
 		ret = edu_copy(kvmfr_pci, src, DEMO_DMA_OFFSET);
 		if (!ret) {
-			printf("@@check %s level 2 (session %u): the assigned edu's DMA copy of frame %u's first page matches it (through the host IOMMU)\n",
+			printf("@@check %s level 2 (session %u): the assigned edu's DMA copy of the start of frame %u matches it (both DMAs through the host IOMMU)\n",
 			       memcmp(base + DEMO_DMA_OFFSET, base + src,
-				      DEMO_PAGE_SIZE) ? "fail" : "ok",
+				      DEMO_DMA_BYTES) ? "fail" : "ok",
 			       want_session, frames);
 			ctrl->dma_offset = DEMO_DMA_OFFSET;
 			__atomic_store_n(&ctrl->dma_seq, frames, __ATOMIC_RELEASE);

@@ -98,7 +98,10 @@ fi
 # Stream the results port while the guest runs, in a readable form: program
 # output as is, the harness markers as comments, extra tests' output and
 # stderr as comments (they are not TAP).
-tail -n +1 -s 0.2 -F --pid=$qemu "$dir/results.log" 2>/dev/null | awk '
+# (mawk, Debian's awk, reads a pipe in big blocks unless -W interactive)
+awk_line=()
+if awk -W version 2>&1 | grep -q mawk; then awk_line=(-W interactive); fi
+tail -n +1 -s 0.2 -F --pid=$qemu "$dir/results.log" 2>/dev/null | awk "${awk_line[@]}" '
 	function out(s) { print s; fflush() }
 	{ sub(/\r$/, "") }
 	/^@@kvmfr begin / {

@@ -22,16 +22,31 @@
 
 case $series in
 debug)
-	GUEST_MEM=6144		# > 5 GiB: module_params' 4 GiB static device
+	GUEST_MEM=7168		# MemTotal > 5 GiB (KASAN takes 1/8): the 4 GiB static device
 	GUEST_IOMMU=1
 	GUEST_EDU=1
-	GUEST_CMDLINE="panic_on_warn=1"
+	# expedited RCU grace periods: PCI remove/unbind wait for several; under
+	# TCG that halves a debug-kernel unplug cycle (no checker is affected)
+	GUEST_CMDLINE="panic_on_warn=1 rcupdate.rcu_expedited=1"
 	# KVMFR_PCI must stay in PCI address order (= probe order, kvmfrN order)
 	GUEST_IVSHMEM="0:8:04 1:32:rp0"
 	GUEST_HOTPLUG=${KVMFR_HOTPLUG_CYCLES:-50}
 	GUEST_BOOT_TIMEOUT=${KVMFR_BOOT_TIMEOUT:-1500}
-	fuzz_seconds=60 unplug_cycles=1000 unplug_seconds=600
+	# The issue asks for 1000 remove/rescan and 1000 unbind/bind cycles
+	# here; measured 0.51 + 0.29 s per pair (this 2-core machine, TCG,
+	# intel-iommu), that is 13+ min of cycling and make check at about
+	# 22 min, beyond its 15 min budget: the default is 300 of each,
+	# KVMFR_HARDENING=full runs 1000 (tests/README.md)
+	fuzz_seconds=60 unplug_cycles=300 unplug_seconds=600
 	hardening_timeout=900
+	if [ "${KVMFR_HARDENING:-}" = full ]; then
+		unplug_cycles=1000 unplug_seconds=2400 hardening_timeout=3600
+		fuzz_seconds=300
+		# the module-load fail-nth sweep over every allocation of the
+		# load, the module loader's and the PCI probes' too (~650 loads)
+		KVMFR_FAULT_LOAD_ALL=${KVMFR_FAULT_LOAD_ALL:-1}
+		GUEST_BOOT_TIMEOUT=${KVMFR_BOOT_TIMEOUT:-5400}
+	fi
 	;;
 *)
 	GUEST_MEM=1024
@@ -70,6 +85,10 @@ KVMFR_HARDENING_TIMEOUT=${KVMFR_HARDENING_TIMEOUT:-$hardening_timeout}"
 if [ -n "${KVMFR_FUZZ_UNBIND-1}" ]; then
 	GUEST_ENV="$GUEST_ENV
 KVMFR_FUZZ_UNBIND=${KVMFR_FUZZ_UNBIND-1}"
+fi
+if [ -n "${KVMFR_FAULT_LOAD_ALL:-}" ]; then
+	GUEST_ENV="$GUEST_ENV
+KVMFR_FAULT_LOAD_ALL=$KVMFR_FAULT_LOAD_ALL"
 fi
 if [ "$GUEST_HOTPLUG" -gt 0 ]; then
 	GUEST_ENV="$GUEST_ENV
