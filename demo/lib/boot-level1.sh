@@ -3,10 +3,10 @@
 # boot-level1.sh OUT VMLINUZ INITRAMFS
 #
 # Boot the demo host ("level 1") under TCG on this machine ("level 0"):
-#   q35 + intel-iommu (caching-mode=on, so that level 1 can use VFIO) + the
-#   edu device (1234:11e8, the GPU that level 1 assigns to the VM) + an
-#   ivshmem-plain device (4 MiB) backed by a file in /dev/shm, through which
-#   level 1 hands back one frame.
+#   q35 + intel-iommu (caching-mode=on, so that level 1 can use VFIO) + two
+#   edu devices (1234:11e8, the GPUs that level 1 assigns to its VMs; DMA
+#   mask widened to 64 bits) + an ivshmem-plain device (4 MiB) backed by a
+#   file in /dev/shm, through which level 1 hands back one frame.
 # Serial ports: OUT/level1/console.log (ttyS0), OUT/progress.log (ttyS1,
 # streamed here with elapsed times while level 1 runs), OUT/dumps.log (ttyS2,
 # split after poweroff into the files it names under OUT). The export

@@ -102,7 +102,7 @@ mkdir -p "$s1/lib64"
 [ -e "$s1/lib64/ld-linux-x86-64.so.2" ] || cp -L /lib64/ld-linux-x86-64.so.2 "$s1/lib64/"
 mkdir -p "$s1/usr/share/seabios" "$s1/usr/share/qemu"
 cp -L /usr/share/seabios/*.bin "$s1/usr/share/seabios/"
-for f in kvmvapic.bin linuxboot.bin linuxboot_dma.bin pvh.bin qboot.rom; do
+for f in kvmvapic.bin linuxboot.bin linuxboot_dma.bin pvh.bin; do
 	cp -L "/usr/share/qemu/$f" "$s1/usr/share/qemu/"
 done
 

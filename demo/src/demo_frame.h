@@ -12,10 +12,9 @@
  *  - The client zeroes the device, writes the session number, frame count
  *    and size into the control block and then, last, ctrl->ready =
  *    DEMO_READY(session) with release ordering.
- *  - The producer of that session waits for that value (several VMs may map
- *    the device at once, each waiting for its own session; a value naming
- *    another session, or 0 while the client rewrites the block, is no
- *    go-ahead). Frame seq (1, 2, ...) goes into slot
+ *  - The producer of that session waits for that value (a value naming
+ *    another session, left over or from another VM mapping the device, or
+ *    0 while the client rewrites the block, is no go-ahead). Frame seq (1, 2, ...) goes into slot
  *    seq % 2, and only once ctrl->ack >= seq - 2, that is once the client is
  *    done with the frame that used that slot before. It writes the pixels
  *    and the slot header, then stores slot->seq and ctrl->published = seq
