@@ -1,15 +1,20 @@
 // SPDX-License-Identifier: GPL-2.0
 /*
  * PCI removal cycles under load. Worker processes keep a device fd, a whole
- * device mapping, a dma-buf fd and its mapping alive on an IVSHMEM device and
- * touch them continuously, while this process removes and rescans the PCI
- * function (and unbinds and binds the driver) over and over. A worker that
- * finds its memory revoked must see SIGBUS on its mappings and ENODEV on its
- * fds, then reopens the device once it is back. After the cycles: the device
- * works, its data survived the last cycle, and no dma-buf is left.
+ * device mapping, a dma-buf fd and its mapping alive on an IVSHMEM device,
+ * touch them in bursts and drop their PTEs now and then so that they fault
+ * again; worker 0 also keeps its dma-buf attached to tests/edu's importer
+ * (when loaded) and maps it for DMA again and again. Meanwhile this process
+ * removes and rescans the PCI function (and unbinds and binds the driver)
+ * over and over, each cycle once every worker is back on the device. A
+ * worker that finds its memory revoked must see SIGBUS on its mappings and
+ * ENODEV on its fds (its importer: ENODEV on mapping again), then reopens
+ * the device once it is back. After the cycles: the device works, its data
+ * survived the last cycle, and no dma-buf is left.
  *
  *   KVMFR_UNPLUG_CYCLES=N   cycles of each kind (default 100)
- *   KVMFR_UNPLUG_SECONDS=N  time bound for each kind (default 120)
+ *   KVMFR_UNPLUG_SECONDS=N  time bound for each kind (default 120); fewer
+ *                           cycles than asked for in that time fail
  *
  * "kvmfr-unplug_cycles external" instead follows hot-unplugs made from
  * outside (QEMU device_del/device_add of the device at KVMFR_HOTPLUG_PCI):
@@ -18,14 +23,34 @@
  * "# unplug_cycles: back N" each time it found the device again.
  */
 #include "../guest/kvmfr_test.h"
+#include "../edu/kvmfr_edu.h"
 
 #include <sys/wait.h>
 #include <time.h>
 
-#define WORKERS	3
+#define WORKERS		3
+/*
+ * Workers touch in bursts and nap in between: they keep faulting and
+ * touching through every cycle without starving the cycling process of the
+ * guest's two vCPUs (spinning workers made each cycle 4x slower).
+ */
+#define BURST		64	/* touches per burst */
+#define NAP_US		2000	/* between bursts */
+#define POLL_US		5000	/* while the device is away */
+#define LIVE_WAIT_S	10	/* for all workers to be back on the device */
+#define REFAULT_EVERY	4	/* bursts between MADV_DONTNEEDs */
+#define REMAP_EVERY	8	/* bursts between importer unmap/map */
 
 struct worker_stats {
-	unsigned long touches, revoked, reopened, wrong;
+	unsigned long touches, faults, revoked, reopened, wrong;
+	unsigned long imports, importer_revoked;
+};
+
+/* Shared by the cycling process and its workers (MAP_SHARED anonymous). */
+struct control {
+	volatile bool stop;
+	/* worker i's reopens so far: it has fd, mappings and import again */
+	volatile unsigned long live[WORKERS];
 };
 
 static sigjmp_buf w_env;
@@ -35,34 +60,73 @@ static void w_handler(int sig)
 	siglongjmp(w_env, sig);
 }
 
+/* Worker 0's dma-buf importer: QEMU's edu device, if tests/edu is loaded. */
+static int importer_attach(int edu, int buf, struct worker_stats *st)
+{
+	struct kvmfr_edu_import imp = { .fd = buf };
+
+	if (edu < 0)
+		return 0;
+	ioctl(edu, KVMFR_EDU_RELEASE);
+	if (!ioctl(edu, KVMFR_EDU_IMPORT, &imp)) {
+		st->imports++;
+		return 0;
+	}
+	return errno == ENODEV ? 0 : -1;
+}
+
+/*
+ * Unmap and map the importer's DMA mapping again: through the exporter while
+ * the device may be going away. ENODEV once it is gone.
+ */
+static void importer_remap(int edu, struct worker_stats *st)
+{
+	struct kvmfr_edu_import imp;
+
+	if (edu < 0)
+		return;
+	if (ioctl(edu, KVMFR_EDU_UNMAP) && errno != ENODEV && errno != EINVAL)
+		st->wrong++;
+	if (!ioctl(edu, KVMFR_EDU_MAP, &imp))
+		return;
+	if (errno == ENODEV)
+		st->importer_revoked++;
+	else if (errno != EINVAL)	/* EINVAL: nothing imported */
+		st->wrong++;
+}
+
 /*
  * One worker, on its own pages of the device: reports through its exit
- * status and a stats pipe.
+ * status and a stats pipe. Worker 0 also keeps the dma-buf attached to an
+ * importer, when there is one.
  */
-static void worker(struct kvmfr_dev *d, int id, int out, volatile bool *stop)
+static void worker(struct kvmfr_dev *d, int id, int out, struct control *ctl)
 {
 	/* Static: they live across siglongjmp (one worker per process). */
 	static struct worker_stats st;
 	static uint8_t *dev_map, *buf_map;
-	static int fd = -1, buf = -1;
+	static int fd = -1, buf = -1, edu = -1;
+	static unsigned long bursts;
 	size_t buf_len = 4 * kt_page, first = (1 + 4 * id) * kt_page;
 	struct sigaction sa;
-	int sig;
+	int sig, i;
 
 	memset(&sa, 0, sizeof(sa));
 	sa.sa_handler = w_handler;
 	sigemptyset(&sa.sa_mask);
 	sigaction(SIGBUS, &sa, NULL);
+	if (id == 0)
+		edu = open("/dev/kvmfr_edu", O_RDWR | O_CLOEXEC);
 
-	while (!*stop) {
+	while (!ctl->stop) {
 		if (fd < 0) {
 			if (!kt_resolve(d)) {
-				usleep(1000);
+				usleep(POLL_US);
 				continue;
 			}
 			fd = open(d->node, O_RDWR | O_CLOEXEC);
 			if (fd < 0) {
-				usleep(1000);
+				usleep(POLL_US);
 				continue;
 			}
 			dev_map = mmap(NULL, d->size, PROT_READ | PROT_WRITE,
@@ -77,18 +141,33 @@ static void worker(struct kvmfr_dev *d, int id, int out, volatile bool *stop)
 					st.wrong++;
 				goto drop;
 			}
+			if (importer_attach(edu, buf, &st))
+				st.wrong++;
 			st.reopened++;
+			ctl->live[id]++;
 		}
 
 		sig = sigsetjmp(w_env, 1);
 		if (!sig) {
-			uint64_t v = st.touches * 0x9e3779b97f4a7c15ull;
 			size_t at = (st.touches % (buf_len / 8)) * 8;
 
-			*(volatile uint64_t *)(buf_map + at) = v;
-			if (*(volatile uint64_t *)(dev_map + first + at) != v)
-				st.wrong++;
-			st.touches++;
+			/* Drop our PTEs now and then: the next touch faults. */
+			if (++bursts % REFAULT_EVERY == 0) {
+				madvise(dev_map + first, buf_len, MADV_DONTNEED);
+				madvise(buf_map, buf_len, MADV_DONTNEED);
+				st.faults++;
+			}
+			if (bursts % REMAP_EVERY == 0)
+				importer_remap(edu, &st);
+			for (i = 0; i < BURST; i++, at = (at + 8) % buf_len) {
+				uint64_t v = st.touches * 0x9e3779b97f4a7c15ull;
+
+				*(volatile uint64_t *)(buf_map + at) = v;
+				if (*(volatile uint64_t *)(dev_map + first + at) != v)
+					st.wrong++;
+				st.touches++;
+			}
+			usleep(NAP_US);
 			continue;
 		}
 		/* Revoked: the fd must say so too. */
@@ -106,6 +185,8 @@ drop:
 		fd = buf = -1;
 		dev_map = buf_map = NULL;
 	}
+	if (edu >= 0)
+		close(edu);
 	if (write(out, &st, sizeof(st)) != sizeof(st))
 		_exit(2);
 	_exit(0);
@@ -167,52 +248,95 @@ static int cycle_unbind(struct kvmfr_dev *d)
 	return wait_node(d, true);
 }
 
+/*
+ * Wait until every worker has reopened the device since @seen (its fd,
+ * mappings and import are live again), then note the new counts.
+ */
+static int wait_live(struct control *ctl, unsigned long *seen)
+{
+	double t0 = now();
+	int i, back;
+
+	for (;;) {
+		for (i = back = 0; i < WORKERS; i++)
+			back += ctl->live[i] != seen[i];
+		if (back == WORKERS)
+			break;
+		if (now() - t0 > LIVE_WAIT_S)
+			return -1;
+		usleep(1000);
+	}
+	for (i = 0; i < WORKERS; i++)
+		seen[i] = ctl->live[i];
+	return 0;
+}
+
 static int run_cycles(struct kvmfr_dev *d, int (*cycle)(struct kvmfr_dev *),
 		      const char *what, long cycles, double limit)
 {
+	bool external = cycle == cycle_external;
 	double t0 = now();
 	long done = 0;
 	struct worker_stats st, sum = { 0 };
-	volatile bool *stop;
+	unsigned long seen[WORKERS] = { 0 };
+	struct control *ctl;
 	pid_t pids[WORKERS];
 	int pipes[WORKERS][2], i, status, bad = 0;
 	long long base = kt_dmabufs(d);
 
-	stop = mmap(NULL, kt_page, PROT_READ | PROT_WRITE,
-		    MAP_SHARED | MAP_ANONYMOUS, -1, 0);
-	if (stop == MAP_FAILED)
+	ctl = mmap(NULL, sizeof(*ctl), PROT_READ | PROT_WRITE,
+		   MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+	if (ctl == MAP_FAILED)
 		return kt_fail("mmap: %s", strerror(errno));
-	*stop = false;
 	for (i = 0; i < WORKERS; i++) {
 		if (pipe(pipes[i]))
 			return kt_fail("pipe: %s", strerror(errno));
 		pids[i] = fork();
 		if (!pids[i])
-			worker(d, i, pipes[i][1], stop);
+			worker(d, i, pipes[i][1], ctl);
 		close(pipes[i][1]);
 	}
 
-	if (cycle == cycle_external)
+	/*
+	 * Every cycle starts with all workers on the device: each one's fd,
+	 * mappings and dma-buf (and worker 0's importer) are revoked by it.
+	 */
+	if (wait_live(ctl, seen)) {
+		bad = 1;
+		kt_diag("workers did not open %s within %d s", d->label,
+			LIVE_WAIT_S);
+	} else if (external) {
 		printf("# unplug_cycles: ready\n");
-	while (done < cycles && now() - t0 < limit) {
-		usleep(2000);	/* let the workers map and touch */
+	}
+	while (!bad && done < cycles && now() - t0 < limit) {
+		/* a few ms into the workers' bursts, varying from cycle to cycle */
+		usleep(500 + (done * 2654435761u) % 3000);
 		if (cycle(d)) {
 			bad = 1;
 			kt_diag("%s cycle %ld failed", what, done);
 			break;
 		}
 		done++;
+		if (wait_live(ctl, seen)) {
+			bad = 1;
+			kt_diag("%s cycle %ld: workers not back on the device within %d s",
+				what, done, LIVE_WAIT_S);
+			break;
+		}
 		/* the host's QMP driver paces itself on these */
-		if (cycle == cycle_external)
+		if (external)
 			printf("# unplug_cycles: back %ld\n", done);
 	}
-	*stop = true;
+	ctl->stop = true;
 	for (i = 0; i < WORKERS; i++) {
 		if (read(pipes[i][0], &st, sizeof(st)) == sizeof(st)) {
 			sum.touches += st.touches;
+			sum.faults += st.faults;
 			sum.revoked += st.revoked;
 			sum.reopened += st.reopened;
 			sum.wrong += st.wrong;
+			sum.imports += st.imports;
+			sum.importer_revoked += st.importer_revoked;
 		} else {
 			bad = 1;
 		}
@@ -223,14 +347,20 @@ static int run_cycles(struct kvmfr_dev *d, int (*cycle)(struct kvmfr_dev *),
 			bad = 1;
 		}
 	}
-	munmap((void *)stop, kt_page);
-	kt_diag("%s: %ld cycles in %.1f s; workers: %lu touches, %lu revocations seen, %lu reopens, %lu wrong answers",
-		what, done, now() - t0, sum.touches, sum.revoked, sum.reopened,
-		sum.wrong);
+	munmap(ctl, sizeof(*ctl));
+	kt_diag("%s: %ld cycles in %.1f s (%.3f s/cycle); workers: %lu touches, %lu forced faults, %lu revocations seen, %lu reopens, %lu wrong answers; importer: %lu imports, %lu DMA maps refused after revocation",
+		what, done, now() - t0, done ? (now() - t0) / done : 0.0,
+		sum.touches, sum.faults, sum.revoked, sum.reopened, sum.wrong,
+		sum.imports, sum.importer_revoked);
 	if (bad || sum.wrong)
 		return KT_FAIL;
-	if (done < 1 || !sum.revoked)
-		return kt_fail("no cycle ran with a live mapping");
+	if (done < cycles)
+		return kt_fail("%ld of %ld cycles within the %.0f s limit",
+			       done, cycles, limit);
+	/* each cycle revoked every worker's mappings */
+	if (done < 1 || sum.revoked < (unsigned long)done * WORKERS)
+		return kt_fail("%lu revocations seen in %ld cycles of %d workers",
+			       sum.revoked, done, WORKERS);
 	if (kt_dmabufs(d) != 0 && base >= 0)
 		return kt_fail("%lld dma-bufs left on the new device",
 			       kt_dmabufs(d));

@@ -2,7 +2,8 @@
 # test-kernel.sh SERIES
 #
 # Everything for one kernel of the matrix, results in $KVMFR_RESULTS/SERIES:
-# fetch the Debian kernel (SERIES "debug": the debug kernel), build kvmfr.ko against its headers, build the
+# fetch the Debian kernel (SERIES "debug" and "debug-unplug": the debug
+# kernel, two guests of it), build kvmfr.ko against its headers, build the
 # initramfs, boot the guest, split its results, check its kernel log.  Each
 # step's outcome is a test in SERIES/harness.tap; a failed step skips those
 # that need it.  Needs KVMFR_SRC, KVMFR_RESULTS, KVMFR_CACHE, PATTERN and
@@ -17,7 +18,11 @@ mkdir -p "$dir"
 export TAP_FILE=$dir/harness.tap
 : >"$TAP_FILE"
 
-if [ "$series" = debug ]; then
+case $series in
+debug*) debug=1 ;;
+*) debug=0 ;;
+esac
+if [ $debug = 1 ]; then
 	fetch=("$here/fetch-debug-kernel.sh" "$dir/kernel.env")
 	what="debug kernel (tests/debug-kernel/build.sh)"
 else
@@ -34,7 +39,7 @@ fi
 label=$series
 tap_result 0 "$label: kernel $KVER ready in $KROOT"
 
-if [ "$series" = debug ]; then
+if [ $debug = 1 ]; then
 	# build.sh refuses to finish a tree that lost an option; check the tree
 	# actually booted anyway, so a dropped option always fails the run
 	if "$here/verify-debug-config.sh" "$here/../debug-kernel/debug.config" \
