@@ -25,8 +25,12 @@ install: modules
 check:
 	tests/run
 
+# The debug kernel's hardening tier at soak sizes (tests/README.md).
+soak:
+	KVMFR_HARDENING=full KERNELS="debug debug-unplug" KVMFR_DEMO=0 tests/run
+
 # The Looking Glass data path end to end, in nested QEMU (demo/README.md).
 demo:
 	demo/run
 
-.PHONY: all modules clean install check demo
+.PHONY: all modules clean install check soak demo

@@ -233,7 +233,10 @@ static int cycle_remove(struct kvmfr_dev *d)
 		 d->pci_addr);
 	if (kt_write_file(path, "1") || wait_node(d, false))
 		return -1;
-	if (kt_write_file("/sys/bus/pci/rescan", "1"))
+	/* its bus only ("0000:00" of "0000:00:04.0") */
+	snprintf(path, sizeof(path), "/sys/class/pci_bus/%.7s/rescan",
+		 d->pci_addr);
+	if (kt_write_file(path, "1"))
 		return -1;
 	return wait_node(d, true);
 }
@@ -453,6 +456,10 @@ int main(int argc, char **argv)
 				  "unplug cycles");
 		return kt_exit();
 	}
+	/*
+	 * One kind after the other: both at once, on two devices, took longer
+	 * on the debug kernel under TCG (200 + 200 cycles: 92 s against 79 s).
+	 */
 	kt_report(run_cycles(d, cycle_remove, "remove/rescan", cycles, limit),
 		  "%s: PCI remove/rescan cycles with live mappings, fds and dma-bufs in other processes",
 		  d->label);

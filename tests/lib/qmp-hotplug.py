@@ -151,8 +151,9 @@ def main():
             done = i
             print("# cycle %d: unplugged in %.1f s, back in the guest after"
                   " %.1f s" % (i, t_del, time.time() - c0), flush=True)
-            # let the guest's workers map and touch the new device
-            time.sleep(0.3)
+            # (the guest reports "back" once its workers are on the new
+            # device again; a moment for them to touch and fault)
+            time.sleep(0.05)
     except (RuntimeError, EOFError, OSError) as e:
         print("qmp-hotplug: cycle %d: %s" % (done + 1, e), flush=True)
     secs = time.time() - t0
