@@ -69,6 +69,11 @@ if [ "$hotplug_cycles" -gt 0 ] && [ -n "$hotplug_dev" ]; then
 fi
 
 accel=$("$here/probe-kvm.sh" "$vmlinuz")
+# GUEST_TCG_THREAD=single: one host thread runs all vCPUs in turn
+# (tests/lib/profile.sh says why)
+if [ "$accel" = tcg ] && [ -n "${GUEST_TCG_THREAD:-}" ]; then
+	accel=tcg,thread=$GUEST_TCG_THREAD
+fi
 echo "# booting $label under $accel (timeout ${boot_timeout} s)"
 rm -f "$dir/console.log" "$dir/results.log" "$dir/dmesg.log"
 touch "$dir/results.log"
