@@ -7,6 +7,25 @@ KDIR ?= /lib/modules/$(KVER)/build
 PREFIX ?= /usr
 UDEVDIR ?= /lib/udev/rules.d
 
+# The version is PACKAGE_VERSION in dkms.conf, the one place it is set.
+VERSION := $(shell sed -n 's/^PACKAGE_VERSION="\([^"]*\)"$$/\1/p' dkms.conf)
+# What DKMS builds from, i.e. what /usr/src/kvmfr-VERSION holds.
+DKMS_FILES = dkms.conf Kbuild Makefile kvmfr.c kvmfr.h probes/run.sh \
+	     $(sort $(wildcard probes/*.c))
+# The release tarball: the DKMS source plus what the Debian package is built
+# from and installs.
+DIST_FILES = $(DKMS_FILES) LICENSE README.md docs/kvmfr.4 docs/user-guide.md \
+	     docs/design.md udev/70-kvmfr.rules etc/modprobe.d/kvmfr.conf \
+	     etc/modules-load.d/kvmfr.conf $(DEBIAN_FILES)
+# The packaging (debian/): only its sources, never what a build leaves there.
+DEBIAN_FILES = debian/changelog debian/control debian/copyright debian/rules \
+	       debian/source/format debian/kvmfr-dkms.dkms \
+	       debian/kvmfr-dkms.docs debian/kvmfr-dkms.install \
+	       debian/kvmfr-dkms.manpages debian/kvmfr-dkms.lintian-overrides
+DIST = kvmfr-$(VERSION)
+# Output of dist and deb.
+OUT ?= build
+
 all: modules
 
 modules:
@@ -21,6 +40,32 @@ install: modules
 	install -D -m 0644 kvmfr.h $(DESTDIR)$(PREFIX)/include/linux/kvmfr.h
 	install -D -m 0644 udev/70-kvmfr.rules $(DESTDIR)$(UDEVDIR)/70-kvmfr.rules
 
+# The DKMS source tree into DKMS_DIR (default /usr/src/kvmfr-VERSION).
+DKMS_DIR ?= $(DESTDIR)/usr/src/$(DIST)
+dkms-source:
+	install -d $(DKMS_DIR)/probes
+	for f in $(DKMS_FILES); do install -m 0644 $$f $(DKMS_DIR)/$$f || exit; done
+
+# $(OUT)/kvmfr-VERSION.tar.gz. Reproducible: sorted, owned by root, file
+# times from SOURCE_DATE_EPOCH (default: the last commit, else now).
+SOURCE_DATE_EPOCH ?= $(shell git log -1 --format=%ct 2>/dev/null || date +%s)
+dist:
+	rm -rf $(OUT)/$(DIST) && mkdir -p $(OUT)/$(DIST)
+	tar -cf - $(DIST_FILES) | tar -xf - -C $(OUT)/$(DIST)
+	tar -C $(OUT) --sort=name --owner=0 --group=0 --numeric-owner \
+	    --mode=u+rw,go=rX --mtime=@$(SOURCE_DATE_EPOCH) -cf - $(DIST) | \
+	    gzip -9n >$(OUT)/$(DIST).tar.gz
+	rm -rf $(OUT)/$(DIST)
+	@echo $(OUT)/$(DIST).tar.gz
+
+# $(OUT)/deb/kvmfr-dkms_VERSION-REVISION_all.deb, built from the release
+# tarball with dpkg-buildpackage (needs debhelper and dh-dkms).
+deb: dist
+	rm -rf $(OUT)/deb && mkdir -p $(OUT)/deb
+	tar -xzf $(OUT)/$(DIST).tar.gz -C $(OUT)/deb
+	cd $(OUT)/deb/$(DIST) && dpkg-buildpackage -us -uc -b
+	@ls $(OUT)/deb/*.deb
+
 # Boots the kernels of the test matrix in QEMU and runs the test suite.
 check:
 	tests/run
@@ -33,4 +78,4 @@ soak:
 demo:
 	demo/run
 
-.PHONY: all modules clean install check soak demo
+.PHONY: all modules clean install dkms-source dist deb check soak demo
