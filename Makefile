@@ -47,8 +47,10 @@ dkms-source:
 	for f in $(DKMS_FILES); do install -m 0644 $$f $(DKMS_DIR)/$$f || exit; done
 
 # $(OUT)/kvmfr-VERSION.tar.gz. Reproducible: sorted, owned by root, file
-# times from SOURCE_DATE_EPOCH (default: the last commit, else now).
-SOURCE_DATE_EPOCH ?= $(shell git log -1 --format=%ct 2>/dev/null || date +%s)
+# times from SOURCE_DATE_EPOCH (default: the last commit, or outside git the
+# newest file's time).
+SOURCE_DATE_EPOCH ?= $(shell git log -1 --format=%ct 2>/dev/null || \
+	stat -c %Y $(DIST_FILES) | sort -n | tail -n 1)
 dist:
 	rm -rf $(OUT)/$(DIST) && mkdir -p $(OUT)/$(DIST)
 	tar -cf - $(DIST_FILES) | tar -xf - -C $(OUT)/$(DIST)
@@ -70,6 +72,10 @@ deb: dist
 check:
 	tests/run
 
+# The packaging tier of make check alone (tests/package/run.sh).
+check-package:
+	tests/package/run.sh tests/results/package-$$(date +%Y%m%d-%H%M%S)
+
 # The debug kernel's hardening tier at soak sizes (tests/README.md).
 soak:
 	KVMFR_HARDENING=full KERNELS="debug debug-unplug" KVMFR_DEMO=0 tests/run
@@ -78,4 +84,4 @@ soak:
 demo:
 	demo/run
 
-.PHONY: all modules clean install dkms-source dist deb check soak demo
+.PHONY: all modules clean install dkms-source dist deb check check-package soak demo
