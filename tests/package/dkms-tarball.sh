@@ -36,8 +36,10 @@ for k in "$@"; do
 	else
 		tap_result 1 "dist: dkms build of $dist, unpacked alone into /usr/src, makes kvmfr.ko for $kver (log $log)"
 		tap_diag "$log"
-		for f in "$ROOT/var/lib/dkms/kvmfr/$version/build/make.log"; do
-			[ -f "$f" ] && cp "$f" "$logs/make-$kver.log" && tap_diag "$f"
-		done
+		make_log=$ROOT/var/lib/dkms/kvmfr/$version/build/make.log
+		if [ -f "$make_log" ]; then
+			cp "$make_log" "$logs/make-$kver.log"
+			tap_diag "$make_log"
+		fi
 	fi
 done

@@ -98,7 +98,7 @@ fi
 # The package, from the tarball, and what lintian says of it.
 deb=
 if make -C "$src" deb OUT="$out/pkg" >"$out/deb.log" 2>&1; then
-	deb=$(ls "$out"/pkg/deb/kvmfr-dkms_*_all.deb 2>/dev/null | head -n 1)
+	deb=$(find "$out/pkg/deb" -maxdepth 1 -name 'kvmfr-dkms_*_all.deb' | head -n 1)
 fi
 if [ -n "$deb" ]; then
 	tap_result 0 "package: make deb builds $(basename "$deb") from $dist.tar.gz with dpkg-buildpackage"
@@ -107,7 +107,7 @@ else
 	tap_diag "$out/deb.log"
 	exit 0
 fi
-changes=$(ls "$out"/pkg/deb/*.changes | head -n 1)
+changes=${deb%/*}/$(dpkg-deb -f "$deb" Source)_$(dpkg-deb -f "$deb" Version)_$(dpkg --print-architecture).changes
 lintian --pedantic --display-info --show-overrides "$changes" >"$out/lintian.log" 2>&1 || true
 if grep -q '^[EW]: ' "$out/lintian.log" || ! grep -q '^O: ' "$out/lintian.log"; then
 	tap_result 1 "package: lintian --pedantic reports no error or warning (log $out/lintian.log)"
@@ -168,7 +168,7 @@ elif [ -n "$pairs" ]; then
 	# The two at once, each in its own throwaway root; their TAP in order.
 	# The tarball: for the oldest kernel; the package: for all of them.
 	"$here/throwaway-root.sh" "$here/dkms-tarball.sh" "$tarball" "$out/dkms-tarball" \
-		${pairs%% *} >"$out/dkms-tarball.out" 2>&1 &
+		"${pairs%% *}" >"$out/dkms-tarball.out" 2>&1 &
 	tarball_job=$!
 	# shellcheck disable=SC2086 # a list
 	"$here/throwaway-root.sh" "$here/install-purge.sh" "$deb" "$out/install-purge" \
