@@ -27,6 +27,12 @@ export KVMFR_RESULTS=${KVMFR_RESULTS:-$out}
 # shellcheck source=tests/lib/tap.sh
 . "$lib/tap.sh"
 SECONDS=0
+times=
+# phase NAME: note the seconds since the last phase, for the summary line
+phase() {
+	times="$times $1 $((SECONDS - ${last:-0})) s,"
+	last=$SECONDS
+}
 
 # dkms, dh-dkms, debhelper: build and install the package; lintian; groff,
 # man-db: the man page checks; openssl: DKMS's signing key.
@@ -59,6 +65,7 @@ else
 	tap_result 1 "version: debian/changelog ($changelog) is for dkms.conf's PACKAGE_VERSION '$version'"
 fi
 
+phase tools
 # The man page: no warning from groff (-ww: all of them) nor from man.
 man=$src/docs/kvmfr.4
 if { groff -ww -z -man "$man" && LC_ALL=C.UTF-8 MANWIDTH=80 man --warnings -l "$man" >/dev/null; } \
@@ -74,6 +81,7 @@ case $whatis in
 *) tap_result 1 "man: lexgrog reads kvmfr.4's NAME line (lexgrog: $whatis)" ;;
 esac
 
+phase man
 # The release tarball, twice: the same bytes both times.
 dist=kvmfr-$version
 if make -C "$src" dist OUT="$out/dist" >"$out/dist.log" 2>&1 &&
@@ -95,6 +103,7 @@ else
 	tap_result 1 "dist: $dist.tar.gz holds only $dist/ and in it no build product, test or demo file (found: $(echo "$extra" | tr '\n' ' '))"
 fi
 
+phase dist
 # The package, from the tarball, and what lintian says of it.
 deb=
 if make -C "$src" deb OUT="$out/pkg" >"$out/deb.log" 2>&1; then
@@ -107,6 +116,7 @@ else
 	tap_diag "$out/deb.log"
 	exit 0
 fi
+phase deb
 changes=${deb%/*}/$(dpkg-deb -f "$deb" Source)_$(dpkg-deb -f "$deb" Version)_$(dpkg --print-architecture).changes
 lintian --pedantic --display-info --show-overrides "$changes" >"$out/lintian.log" 2>&1 || true
 if grep -q '^[EW]: ' "$out/lintian.log" || ! grep -q '^O: ' "$out/lintian.log"; then
@@ -116,6 +126,7 @@ else
 	tap_result 0 "package: lintian --pedantic reports no error or warning ($(grep -c '^O: ' "$out/lintian.log") overridden, with reasons in debian/kvmfr-dkms.lintian-overrides)"
 fi
 
+phase lintian
 # What the package holds: exactly these files.
 {
 	for f in etc/modprobe.d/kvmfr.conf etc/modules-load.d/kvmfr.conf \
@@ -150,6 +161,7 @@ else
 	tap_result 1 "package: its conffiles, /etc/modprobe.d/kvmfr.conf and /etc/modules-load.d/kvmfr.conf, are all comments (conffiles: $conffiles; active: $active)"
 fi
 
+phase contents
 # DKMS, in throwaway copies of this machine's root, against Debian's kernels.
 pairs=
 for series in $kernels; do
@@ -162,6 +174,7 @@ for series in $kernels; do
 		tap_diag "$out/fetch-$series.log"
 	fi
 done
+phase headers
 if [ "$(id -u)" != 0 ]; then
 	tap_skip "package: DKMS from the tarball and the package installed and purged" "needs root"
 elif [ -n "$pairs" ]; then
@@ -177,4 +190,5 @@ elif [ -n "$pairs" ]; then
 	cat "$out/dkms-tarball.out" "$out/install-purge.out"
 	grep -h '^not ok - .*harness error' "$out/dkms-tarball.out" "$out/install-purge.out" >>"$TAP_FILE" || true
 fi
-echo "# package tier: $SECONDS s"
+phase dkms
+echo "# package tier: $SECONDS s (${times%,})"
