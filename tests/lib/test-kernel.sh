@@ -7,7 +7,10 @@
 # initramfs, boot the guest, split its results, check its kernel log.  Each
 # step's outcome is a test in SERIES/harness.tap; a failed step skips those
 # that need it.  Needs KVMFR_SRC, KVMFR_RESULTS, KVMFR_CACHE, PATTERN and
-# GUESTBIN (may be empty) from tests/run.
+# GUESTBIN (may be empty) from tests/run.  A kernel whose kbuild needs
+# another Debian release's compiler and C library (TOOLCHAIN from
+# fetch-kernel.sh) is built for in a chroot of that release
+# (make-chroot.sh, in-chroot.sh).
 set -eu
 series=$1
 here=$(cd "$(dirname "$0")" && pwd)
@@ -37,7 +40,30 @@ fi
 # shellcheck disable=SC1091 # written by fetch-kernel.sh
 . "$dir/kernel.env"
 label=$series
-tap_result 0 "$label: kernel $KVER ready in $KROOT"
+if [ -n "${KVERSION:-}" ]; then
+	tap_result 0 "$label: kernel $KVER (linux $KVERSION, Debian $SUITE) ready in $KROOT"
+else
+	tap_result 0 "$label: kernel $KVER ready in $KROOT"
+fi
+
+# Builds run on the host, or in a chroot of the Debian release the kernel
+# was built with, the kernel tree, this kernel's results and the sources
+# bind-mounted at the same paths.
+build_env=()
+if [ "${TOOLCHAIN:-host}" != host ]; then
+	t0=$(date +%s)
+	if ! chroot=$(LOG=$dir/chroot.log "$here/make-chroot.sh" "$TOOLCHAIN" \
+			"$KROOT" 2>>"$dir/chroot.log"); then
+		tap_result 1 "$label: Debian $TOOLCHAIN chroot for building against $KVER; log: $dir/chroot.log"
+		tap_diag "$dir/chroot.log" 15
+		exit 0
+	fi
+	tap_result 0 "$label: Debian $TOOLCHAIN chroot for building against $KVER ready ($(($(date +%s) - t0)) s)"
+	# the compiler the kernel was built with, by the name it has there
+	kcc=$(sed -n 's/^CONFIG_CC_VERSION_TEXT="\([^ ]*\) .*/\1/p' "$KDIR/.config")
+	build_env=("$here/in-chroot.sh" "$chroot" "$KROOT" "$dir"
+		   "$(cd "$here/../.." && pwd)" "$KVMFR_SRC" -- env "CC=${kcc:-gcc}")
+fi
 
 if [ $debug = 1 ]; then
 	# build.sh refuses to finish a tree that lost an option; check the tree
@@ -56,7 +82,8 @@ fi
 # shellcheck source=tests/lib/profile.sh
 . "$here/profile.sh"
 
-if ! "$here/build-module.sh" "$KVMFR_SRC" "$KDIR" "$dir/build" >"$dir/build.log" 2>&1; then
+if ! "${build_env[@]}" "$here/build-module.sh" "$KVMFR_SRC" "$KDIR" "$dir/build" \
+	>"$dir/build.log" 2>&1; then
 	tap_result 1 "$label: build kvmfr.ko against linux-headers-$KVER; log: $dir/build.log"
 	tap_diag "$dir/build.log" 25
 	exit 0
@@ -73,7 +100,8 @@ fi
 # tests/edu: the edu DMA importer and its guest program, if the guest has edu
 KVMFR_EDU_DIR=
 if [ "${GUEST_EDU:-0}" = 1 ]; then
-	if "$here/../edu/build.sh" "$KDIR" "$dir/edu" >"$dir/edu-build.log" 2>&1; then
+	if "${build_env[@]}" "$here/../edu/build.sh" "$KDIR" "$dir/edu" \
+		>"$dir/edu-build.log" 2>&1; then
 		tap_result 0 "$label: build tests/edu (kvmfr_edu.ko, edu_dma)"
 		KVMFR_EDU_DIR=$dir/edu
 	else
