@@ -89,12 +89,13 @@ sg_alloc_table_from_pages_segment(struct sg_table *sgt, struct page **pages,
 				  unsigned long size, unsigned int max_segment,
 				  gfp_t gfp_mask)
 {
+	struct scatterlist *last;
+
 	/* The older function wants a whole number of pages per segment. */
 	max_segment = ALIGN_DOWN(max_segment, PAGE_SIZE);
-	return PTR_ERR_OR_ZERO(__sg_alloc_table_from_pages(sgt, pages, n_pages,
-							   offset, size,
-							   max_segment, NULL, 0,
-							   gfp_mask));
+	last = __sg_alloc_table_from_pages(sgt, pages, n_pages, offset, size,
+					   max_segment, NULL, 0, gfp_mask);
+	return PTR_ERR_OR_ZERO(last);
 }
 #endif
 

@@ -59,10 +59,8 @@ if [ "${TOOLCHAIN:-host}" != host ]; then
 		exit 0
 	fi
 	tap_result 0 "$label: Debian $TOOLCHAIN chroot for building against $KVER ready ($(($(date +%s) - t0)) s)"
-	# the compiler the kernel was built with, by the name it has there
-	kcc=$(sed -n 's/^CONFIG_CC_VERSION_TEXT="\([^ ]*\) .*/\1/p' "$KDIR/.config")
 	build_env=("$here/in-chroot.sh" "$chroot" "$KROOT" "$dir"
-		   "$(cd "$here/../.." && pwd)" "$KVMFR_SRC" -- env "CC=${kcc:-gcc}")
+		   "$(cd "$here/../.." && pwd)" "$KVMFR_SRC" --)
 fi
 
 if [ $debug = 1 ]; then
@@ -100,7 +98,8 @@ fi
 # tests/edu: the edu DMA importer and its guest program, if the guest has edu
 KVMFR_EDU_DIR=
 if [ "${GUEST_EDU:-0}" = 1 ]; then
-	if "${build_env[@]}" "$here/../edu/build.sh" "$KDIR" "$dir/edu" \
+	if { EDU_BUILD=module "${build_env[@]}" "$here/../edu/build.sh" "$KDIR" "$dir/edu" &&
+	     EDU_BUILD=program "$here/../edu/build.sh" "$KDIR" "$dir/edu"; } \
 		>"$dir/edu-build.log" 2>&1; then
 		tap_result 0 "$label: build tests/edu (kvmfr_edu.ko, edu_dma)"
 		KVMFR_EDU_DIR=$dir/edu
