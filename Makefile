@@ -7,6 +7,14 @@ KDIR ?= /lib/modules/$(KVER)/build
 PREFIX ?= /usr
 UDEVDIR ?= /lib/udev/rules.d
 
+# A kernel built with clang (CONFIG_CC_IS_CLANG, e.g. CachyOS) wants its
+# modules built with the LLVM toolchain too: pass LLVM=1 unless told.
+ifeq ($(origin LLVM),undefined)
+ifneq ($(shell grep -s '^CONFIG_CC_IS_CLANG=y' $(KDIR)/.config),)
+export LLVM := 1
+endif
+endif
+
 all: modules
 
 modules:

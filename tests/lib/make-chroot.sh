@@ -27,6 +27,8 @@ fi
 # versions, none of the kernel's own packages (they are unpacked in KROOT)
 wanted=$(tr ',' '\n' <"$kroot/.build-depends" | sed 's/|.*//; s/(.*)//; s/ //g' |
 	 grep -Ev '^(linux-base|linux-headers-|linux-kbuild-|$)' | sort -u | tr '\n' ' ')
+# gcc runs "as" and "ld", which only binutils (a Recommends) provides
+wanted="$wanted binutils"
 
 mkdir -p "$cache/chroots"
 exec 9>"$root.lock"
