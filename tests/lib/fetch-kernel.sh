@@ -6,7 +6,7 @@
 # `apt-get download` through the private apt configuration of tests/apt
 # (tests/lib/apt.sh: never /etc/apt), unpack them all with `dpkg -x` into one
 # root, and write shell assignments for KVER (uname -r), KVERSION (the
-# package version), SUITE, TOOLCHAIN (the Debian release whose compiler and
+# package version), SUITE, KDESC (both, for people), TOOLCHAIN (the Debian release whose compiler and
 # C library its kbuild needs: "host" or a chroot suite, tests/lib/chroot.sh),
 # KROOT, KDIR (headers) and VMLINUZ to ENVFILE.  Nothing is installed into
 # the host.
@@ -154,6 +154,7 @@ cat >"$envfile.tmp" <<EOT
 KVER='$kver'
 KVERSION='$kversion'
 SUITE='$suite'
+KDESC='linux $kversion, Debian $suite'
 TOOLCHAIN='$(toolchain_of "$suite")'
 KROOT='$root'
 KDIR='$kdir'

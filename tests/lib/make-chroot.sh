@@ -34,7 +34,7 @@ mkdir -p "$cache/chroots"
 exec 9>"$root.lock"
 flock 9
 if [ ! -e "$root/.complete" ]; then
-	echo "# creating the Debian $suite chroot $root (debootstrap)"
+	echo "# creating the Debian $suite chroot $root (debootstrap)" >&2
 	rm -rf "$root"
 	debootstrap --variant=minbase --include=make,libc6-dev "$suite" "$root" \
 		"$mirror" >>"$log" 2>&1 || {
@@ -52,7 +52,7 @@ for p in $wanted; do
 	[ "$status" = installed ] || missing="$missing $p"
 done
 if [ -n "$missing" ]; then
-	echo "# installing into the $suite chroot:$missing"
+	echo "# installing into the $suite chroot:$missing" >&2
 	opts=(-o Acquire::Languages=none -o Acquire::Check-Valid-Until=false)
 	# shellcheck disable=SC2086 # $missing is a list
 	if ! (cd / && "$here/in-chroot.sh" "$root" -- /bin/sh -c "

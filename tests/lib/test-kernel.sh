@@ -3,7 +3,8 @@
 #
 # Everything for one kernel of the matrix, results in $KVMFR_RESULTS/SERIES:
 # fetch the Debian kernel (SERIES "debug" and "debug-unplug": the debug
-# kernel, two guests of it), build kvmfr.ko against its headers, build the
+# kernel, two guests of it; "clang": a tree configured for the LLVM
+# toolchain, which only builds the module), build kvmfr.ko against its headers, build the
 # initramfs, boot the guest, split its results, check its kernel log.  Each
 # step's outcome is a test in SERIES/harness.tap; a failed step skips those
 # that need it.  Needs KVMFR_SRC, KVMFR_RESULTS, KVMFR_CACHE, PATTERN and
@@ -28,6 +29,9 @@ esac
 if [ $debug = 1 ]; then
 	fetch=("$here/fetch-debug-kernel.sh" "$dir/kernel.env")
 	what="debug kernel (tests/debug-kernel/build.sh)"
+elif [ "$series" = clang ]; then
+	fetch=("$here/fetch-clang-kernel.sh" "$dir/kernel.env")
+	what="kernel tree configured with LLVM=1"
 else
 	fetch=("$here/fetch-kernel.sh" "$series" "$dir/kernel.env")
 	what="Debian kernel packages"
@@ -40,8 +44,8 @@ fi
 # shellcheck disable=SC1091 # written by fetch-kernel.sh
 . "$dir/kernel.env"
 label=$series
-if [ -n "${KVERSION:-}" ]; then
-	tap_result 0 "$label: kernel $KVER (linux $KVERSION, Debian $SUITE) ready in $KROOT"
+if [ -n "${KDESC:-}" ]; then
+	tap_result 0 "$label: kernel $KVER ($KDESC) ready in $KROOT"
 else
 	tap_result 0 "$label: kernel $KVER ready in $KROOT"
 fi
@@ -93,6 +97,17 @@ if grep -q 'warning:' "$dir/build.log"; then
 	grep -A3 'warning:' "$dir/build.log" | head -n 20 | sed 's/^/#   /'
 else
 	tap_result 0 "$label: W=1 build of kvmfr.ko has no warnings"
+fi
+
+# clang: the tree is configured and prepared, not built; nothing to boot.
+# The top-level Makefile must have chosen LLVM=1 by itself.
+if [ "$series" = clang ]; then
+	if readelf -p .comment "$dir/build/kvmfr.ko" 2>/dev/null | grep -q 'clang version'; then
+		tap_result 0 "$label: make picked clang for a CONFIG_CC_IS_CLANG kernel (kvmfr.ko's .comment)"
+	else
+		tap_result 1 "$label: make picked clang for a CONFIG_CC_IS_CLANG kernel; kvmfr.ko's .comment: $(readelf -p .comment "$dir/build/kvmfr.ko" 2>&1 | tr -s ' \n' ' ')"
+	fi
+	exit 0
 fi
 
 # tests/edu: the edu DMA importer and its guest program, if the guest has edu
