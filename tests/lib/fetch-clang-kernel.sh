@@ -32,7 +32,9 @@ if [ -z "$src" ]; then
 fi
 [ -n "$src" ] || { echo "fetch-clang-kernel: no linux-source-6.12 tree in $cache/debug-kernel" >&2; exit 1; }
 
-hash=$( { echo "$src"; clang --version | head -n 1; cat "$fragment" "$0"; } |
+# the tree depends on the source, the compiler and the configuration
+# (bump "prep" when the preparation below changes)
+hash=$( { echo "prep 1 $src"; clang --version | head -n 1; cat "$fragment"; } |
 	sha256sum | cut -c1-16)
 tree=$cache/clang-kernel/$hash
 if [ ! -e "$tree/.complete" ]; then

@@ -12,10 +12,11 @@ set -eu
 # the debug kernel; python3: the QMP hot-plug driver; clang-format: the
 # style check; debootstrap, debian-archive-keyring: the chroots with the
 # compilers of other Debian releases (tests/lib/make-chroot.sh) and the
-# private apt sources (tests/apt).
+# private apt sources (tests/apt); clang, lld, llvm: the "clang" job's
+# LLVM=1 kernel tree and module build.
 packages="qemu-system-x86 busybox-static cpio gzip kmod build-essential gcc-multilib
 bc libelf-dev dwarves zstd xz-utils util-linux coreutils flex bison perl python3
-clang-format debootstrap debian-archive-keyring"
+clang-format debootstrap debian-archive-keyring clang lld llvm"
 
 missing=
 for p in $packages; do
