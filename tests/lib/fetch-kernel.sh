@@ -56,7 +56,7 @@ toolchain_of() {
 # Prints "SUITE KVER VERSION" of the newest generic amd64 headers package of
 # the series (not -cloud-, -rt-), or nothing.
 resolve() {
-	local suite best= best_ver= best_suite= pkg ver re
+	local suite best='' best_ver='' best_suite='' pkg ver re
 	re="^linux-headers-$(printf '%s' "$prefix" | sed 's/\./\\./g')[0-9][^ ]*[0-9]-amd64\$"
 	for suite in $suites; do
 		suite_update "$suite" 2>>"$log" ||
