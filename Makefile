@@ -26,6 +26,14 @@ DIST = kvmfr-$(VERSION)
 # Output of dist and deb.
 OUT ?= build
 
+# A kernel built with clang (CONFIG_CC_IS_CLANG, e.g. CachyOS) wants its
+# modules built with the LLVM toolchain too: pass LLVM=1 unless told.
+ifeq ($(origin LLVM),undefined)
+ifneq ($(shell grep -s '^CONFIG_CC_IS_CLANG=y' $(KDIR)/.config),)
+export LLVM := 1
+endif
+endif
+
 all: modules
 
 modules:

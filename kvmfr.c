@@ -42,7 +42,6 @@
 #include <linux/highmem.h>
 #include <linux/idr.h>
 #include <linux/io.h>
-#include <linux/iosys-map.h>
 #include <linux/memremap.h>
 #include <linux/mm.h>
 #include <linux/module.h>
@@ -58,7 +57,55 @@
 #include "kvmfr_config.h"
 #include "kvmfr.h"
 
-/* Kernel differences, decided by the compile-time probes in probes/. */
+/*
+ * Kernel differences, decided by the compile-time probes in probes/; the
+ * code below uses the newest kernel's names. A kernel older than the
+ * oldest supported one (5.10) already failed in probes/run.sh.
+ */
+#if defined(KVMFR_HAVE_IOSYS_MAP)
+#include <linux/iosys-map.h>
+#define KVMFR_VMAP_TAKES_MAP 1
+#elif defined(KVMFR_HAVE_DMA_BUF_MAP)
+#include <linux/dma-buf-map.h>
+#define KVMFR_VMAP_TAKES_MAP 1
+#define iosys_map dma_buf_map
+#define iosys_map_set_vaddr dma_buf_map_set_vaddr
+#else
+/* The vmap op returns the address: see kvmfr_dmabuf_vmap_addr(). */
+struct iosys_map {
+	void *vaddr;
+};
+
+static inline void iosys_map_set_vaddr(struct iosys_map *map, void *vaddr)
+{
+	map->vaddr = vaddr;
+}
+#endif
+
+#ifndef KVMFR_HAVE_SG_ALLOC_TABLE_FROM_PAGES_SEGMENT
+static inline int
+sg_alloc_table_from_pages_segment(struct sg_table *sgt, struct page **pages,
+				  unsigned int n_pages, unsigned int offset,
+				  unsigned long size, unsigned int max_segment,
+				  gfp_t gfp_mask)
+{
+	struct scatterlist *last;
+
+	/* The older function wants a whole number of pages per segment. */
+	max_segment = ALIGN_DOWN(max_segment, PAGE_SIZE);
+	last = __sg_alloc_table_from_pages(sgt, pages, n_pages, offset, size,
+					   max_segment, NULL, 0, gfp_mask);
+	return PTR_ERR_OR_ZERO(last);
+}
+#endif
+
+#ifndef KVMFR_HAVE_DMA_BUF_INVALIDATE_MAPPINGS
+static inline void dma_buf_invalidate_mappings(struct dma_buf *dmabuf)
+{
+	dma_buf_move_notify(dmabuf);
+}
+#endif
+
 #ifndef KVMFR_HAVE_VM_FLAGS_SET
 static inline void vm_flags_set(struct vm_area_struct *vma, unsigned long flags)
 {
@@ -310,7 +357,7 @@ static int kvmfr_mem_init_pci(struct kvmfr_mem *mem, struct page *first,
 	if (!mem->pages)
 		return -ENOMEM;
 	for (i = 0; i < npages; i++)
-		mem->pages[i] = nth_page(first, i);
+		mem->pages[i] = pfn_to_page(page_to_pfn(first) + i);
 	mem->npages = npages;
 	return 0;
 }
@@ -469,7 +516,7 @@ static void kvmfr_dev_revoke(struct kvmfr_dev *kdev)
 	mutex_lock(&kdev->bufs_lock);
 	list_for_each_entry(buf, &kdev->bufs, node) {
 		dma_resv_lock(buf->dmabuf->resv, NULL);
-		dma_buf_move_notify(buf->dmabuf);
+		dma_buf_invalidate_mappings(buf->dmabuf);
 		dma_resv_unlock(buf->dmabuf->resv);
 
 		mutex_lock(&buf->lock);
@@ -601,7 +648,7 @@ static int kvmfr_dmabuf_attach(struct dma_buf *dmabuf,
 /*
  * The memory never moves, so pinning has nothing to do; having pin/unpin
  * makes this a dynamic exporter, which is what lets dynamic importers map
- * afresh after dma_buf_move_notify() instead of reusing a cached mapping.
+ * afresh after dma_buf_invalidate_mappings() instead of reusing a cached mapping.
  */
 static int kvmfr_dmabuf_pin(struct dma_buf_attachment *attach)
 {
@@ -783,6 +830,23 @@ static void kvmfr_dmabuf_release(struct dma_buf *dmabuf)
 	put_device(&kdev->dev);
 }
 
+#ifndef KVMFR_VMAP_TAKES_MAP
+/* Before 5.11 the vmap op returned the address, NULL on failure. */
+static void *kvmfr_dmabuf_vmap_addr(struct dma_buf *dmabuf)
+{
+	struct iosys_map map;
+
+	return kvmfr_dmabuf_vmap(dmabuf, &map) ? NULL : map.vaddr;
+}
+
+static void kvmfr_dmabuf_vunmap_addr(struct dma_buf *dmabuf, void *vaddr)
+{
+	struct iosys_map map = { .vaddr = vaddr };
+
+	kvmfr_dmabuf_vunmap(dmabuf, &map);
+}
+#endif
+
 static const struct dma_buf_ops kvmfr_dmabuf_ops = {
 	.attach = kvmfr_dmabuf_attach,
 	.pin = kvmfr_dmabuf_pin,
@@ -792,8 +856,13 @@ static const struct dma_buf_ops kvmfr_dmabuf_ops = {
 	.begin_cpu_access = kvmfr_dmabuf_begin_cpu_access,
 	.end_cpu_access = kvmfr_dmabuf_end_cpu_access,
 	.mmap = kvmfr_dmabuf_mmap,
+#ifdef KVMFR_VMAP_TAKES_MAP
 	.vmap = kvmfr_dmabuf_vmap,
 	.vunmap = kvmfr_dmabuf_vunmap,
+#else
+	.vmap = kvmfr_dmabuf_vmap_addr,
+	.vunmap = kvmfr_dmabuf_vunmap_addr,
+#endif
 	.release = kvmfr_dmabuf_release,
 };
 

@@ -45,7 +45,6 @@
 #include <linux/fs.h>
 #include <linux/iommu.h>
 #include <linux/iopoll.h>
-#include <linux/iosys-map.h>
 #include <linux/kref.h>
 #include <linux/miscdevice.h>
 #include <linux/module.h>
@@ -58,6 +57,56 @@
 
 #include "kvmfr_edu_config.h"
 #include "kvmfr_edu.h"
+
+/*
+ * Before 5.19 a reservation wait took a bool wait_all instead of a usage
+ * class: waiting for DMA_RESV_USAGE_READ is waiting for all fences. The
+ * function was dma_resv_wait_timeout_rcu() before 5.14.
+ */
+#ifndef KVMFR_EDU_HAVE_DMA_RESV_USAGE
+#define DMA_RESV_USAGE_READ true
+#ifndef KVMFR_EDU_HAVE_DMA_RESV_WAIT_TIMEOUT
+#define dma_resv_wait_timeout dma_resv_wait_timeout_rcu
+#endif
+#endif
+
+/*
+ * Before 5.18 there is no struct iosys_map: a local one carries what
+ * edu_vmap() gets from dma_buf_vmap(), a struct dma_buf_map (5.11 to 5.17)
+ * or the address itself (5.10).
+ */
+#ifdef KVMFR_EDU_HAVE_IOSYS_MAP
+#include <linux/iosys-map.h>
+#else
+#ifdef KVMFR_EDU_HAVE_DMA_BUF_MAP
+#include <linux/dma-buf-map.h>
+#endif
+struct iosys_map {
+	union {
+		void __iomem *vaddr_iomem;
+		void *vaddr;
+	};
+	bool is_iomem;
+};
+
+static void iosys_map_memcpy_to(struct iosys_map *dst, size_t dst_offset,
+				const void *src, size_t len)
+{
+	if (dst->is_iomem)
+		memcpy_toio(dst->vaddr_iomem + dst_offset, src, len);
+	else
+		memcpy(dst->vaddr + dst_offset, src, len);
+}
+
+static void iosys_map_memcpy_from(void *dst, const struct iosys_map *src,
+				  size_t src_offset, size_t len)
+{
+	if (src->is_iomem)
+		memcpy_fromio(dst, src->vaddr_iomem + src_offset, len);
+	else
+		memcpy(dst, src->vaddr + src_offset, len);
+}
+#endif
 
 #ifdef KVMFR_EDU_HAVE_MODULE_IMPORT_NS_TOKEN
 MODULE_IMPORT_NS(DMA_BUF);
@@ -247,7 +296,11 @@ static void edu_move_notify(struct dma_buf_attachment *attach)
 
 static const struct dma_buf_attach_ops edu_importer_ops = {
 	.allow_peer2peer = false,
+#ifdef KVMFR_EDU_HAVE_DMA_BUF_ATTACH_OPS_INVALIDATE_MAPPINGS
+	.invalidate_mappings = edu_move_notify,
+#else
 	.move_notify = edu_move_notify,
+#endif
 };
 
 static struct sg_table *edu_map_static(struct dma_buf_attachment *attach)
@@ -540,19 +593,43 @@ out:
 
 static int edu_vmap(struct dma_buf *dmabuf, struct iosys_map *map)
 {
-#ifdef KVMFR_EDU_HAVE_DMA_BUF_VMAP_UNLOCKED
+#if defined(KVMFR_EDU_HAVE_DMA_BUF_VMAP_UNLOCKED)
 	return dma_buf_vmap_unlocked(dmabuf, map);
-#else
+#elif defined(KVMFR_EDU_HAVE_IOSYS_MAP)
 	return dma_buf_vmap(dmabuf, map);
+#elif defined(KVMFR_EDU_HAVE_DMA_BUF_MAP)
+	struct dma_buf_map m;
+	int ret = dma_buf_vmap(dmabuf, &m);
+
+	map->is_iomem = m.is_iomem;
+	if (m.is_iomem)
+		map->vaddr_iomem = m.vaddr_iomem;
+	else
+		map->vaddr = m.vaddr;
+	return ret;
+#else
+	map->is_iomem = false;
+	map->vaddr = dma_buf_vmap(dmabuf);
+	return map->vaddr ? 0 : -ENOMEM;
 #endif
 }
 
 static void edu_vunmap(struct dma_buf *dmabuf, struct iosys_map *map)
 {
-#ifdef KVMFR_EDU_HAVE_DMA_BUF_VMAP_UNLOCKED
+#if defined(KVMFR_EDU_HAVE_DMA_BUF_VMAP_UNLOCKED)
 	dma_buf_vunmap_unlocked(dmabuf, map);
-#else
+#elif defined(KVMFR_EDU_HAVE_IOSYS_MAP)
 	dma_buf_vunmap(dmabuf, map);
+#elif defined(KVMFR_EDU_HAVE_DMA_BUF_MAP)
+	struct dma_buf_map m = { .is_iomem = map->is_iomem };
+
+	if (map->is_iomem)
+		m.vaddr_iomem = map->vaddr_iomem;
+	else
+		m.vaddr = map->vaddr;
+	dma_buf_vunmap(dmabuf, &m);
+#else
+	dma_buf_vunmap(dmabuf, map->vaddr);
 #endif
 }
 

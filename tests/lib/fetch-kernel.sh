@@ -1,95 +1,164 @@
 #!/bin/bash
 # fetch-kernel.sh SERIES ENVFILE
 #
-# Resolve the newest Debian amd64 kernel of SERIES ("6.1", "6.12", ...) that
-# apt knows about, download its image, headers (arch + common) and kbuild
-# packages into the cache with `apt-get download`, unpack them all with
-# `dpkg -x` into one root (the headers' scripts/ and tools/ symlinks point at
-# ../../lib/linux-kbuild-*), and write shell assignments for KVER (uname -r),
-# KROOT, KDIR (headers) and VMLINUZ to ENVFILE.  Nothing is installed into the
-# host.  A complete unpacked tree is reused without touching the network.
-# apt's output goes to $LOG (default: /dev/stderr).
+# Resolve SERIES to the newest Debian amd64 kernel of its suites, download its
+# image, headers (arch + common) and kbuild packages into the cache with
+# `apt-get download` through the private apt configuration of tests/apt
+# (tests/lib/apt.sh: never /etc/apt), unpack them all with `dpkg -x` into one
+# root, and write shell assignments for KVER (uname -r), KVERSION (the
+# package version), SUITE, KDESC (both, for people), TOOLCHAIN (the Debian release whose compiler and
+# C library its kbuild needs: "host" or a chroot suite, tests/lib/chroot.sh),
+# KROOT, KDIR (headers) and VMLINUZ to ENVFILE.  Nothing is installed into
+# the host.
+#
+# Series (each only ever takes kernels of its own suites):
+#   5.10    Debian 11 bullseye's 5.10 (bullseye-security)
+#   6.1     Debian 12 bookworm's 6.1 (bookworm, bookworm-security)
+#   6.12    bookworm-security's 6.12 (never trixie's)
+#   sid     the newest kernel in sid, whatever its version
+#   newest  the newest of trixie-backports and experimental
+#
+# The last kernel fetched for a series is remembered: when apt cannot
+# resolve or download (offline, or the mirror dropped the version the lists
+# name), that one is used, with a note on stderr.  apt's output goes to $LOG
+# (default: /dev/stderr).
 set -eu
 series=$1 envfile=$2
 cache=${KVMFR_CACHE:?}
 log=${LOG:-/dev/stderr}
-mkdir -p "$cache/kernels" "$cache/debs"
+here=$(cd "$(dirname "$0")" && pwd)
+# shellcheck source=tests/lib/apt.sh
+. "$here/apt.sh"
+mkdir -p "$cache/kernels" "$cache/debs" "$cache/series"
 
-# e.g. linux-image-6.1.0-56-amd64-unsigned, linux-image-6.12.117+deb12-amd64-unsigned
-# (but not the -cloud-/-rt- flavours)
-series_re=$(printf '%s' "$series" | sed 's/\./\\./g')
-image_re="^linux-image-$series_re\.[0-9]+(-[0-9]+)?(\+deb[0-9]+)?-amd64-unsigned\$"
+case $series in
+5.10) suites=bullseye-security prefix=5.10. ;;
+6.1) suites="bookworm bookworm-security" prefix=6.1. ;;
+6.12) suites=bookworm-security prefix=6.12. ;;
+sid) suites=sid prefix= ;;
+newest) suites="trixie-backports experimental" prefix= ;;
+*)
+	echo "fetch-kernel: unknown series '$series' (5.10 6.1 6.12 sid newest)" >&2
+	exit 1
+	;;
+esac
 
-newest_image() {
-	apt-cache search --names-only "$image_re" | awk '{ print $1 }' | sort -V | tail -n 1
+# The Debian release whose gcc and glibc SUITE's kbuild wants.
+toolchain_of() {
+	case $1 in
+	bullseye*) echo bullseye ;;
+	bookworm*) echo host ;;
+	trixie*) echo trixie ;;
+	*) echo sid ;;
+	esac
 }
 
-image=$(newest_image)
-if [ -z "$image" ] && [ "$(id -u)" = 0 ] && [ ! -e "${KVMFR_RESULTS:?}/.apt-updated" ]; then
-	# fresh machine with empty package lists
-	apt-get update >>"$log" 2>&1 && touch "$KVMFR_RESULTS/.apt-updated"
-	image=$(newest_image)
-fi
+# Prints "SUITE KVER VERSION" of the newest generic amd64 headers package of
+# the series (not -cloud-, -rt-), or nothing.
+resolve() {
+	local suite best='' best_ver='' best_suite='' pkg ver re
+	re="^linux-headers-$(printf '%s' "$prefix" | sed 's/\./\\./g')[0-9][^ ]*[0-9]-amd64\$"
+	for suite in $suites; do
+		suite_update "$suite" 2>>"$log" ||
+			echo "fetch-kernel: apt-get update of $suite failed, using its old lists" >&2
+		# shellcheck disable=SC2046 # a list of package names
+		while read -r pkg ver; do
+			if [ -z "$best" ] || dpkg --compare-versions "$ver" gt "$best_ver"; then
+				best=$pkg best_ver=$ver best_suite=$suite
+			fi
+		done < <(suite_apt "$suite" apt-cache show --no-all-versions \
+				$(suite_apt "$suite" apt-cache search --names-only "$re" |
+				  awk '{ print $1 }') 2>/dev/null |
+			 awk '/^Package: / { p = $2 } /^Version: / { print p, $2 }')
+	done
+	[ -z "$best" ] || echo "$best_suite ${best#linux-headers-} $best_ver"
+}
 
-if [ -n "$image" ]; then
-	abi=${image#linux-image-}
-	abi=${abi%-amd64-unsigned}		# 6.1.0-56, 6.12.117+deb12
-	kver=$abi-amd64
-else
-	# apt cannot tell (offline, no lists): use the newest tree already unpacked
-	kver=$(for d in "$cache"/kernels/"$series".*/.complete; do
-			[ -e "$d" ] && basename "$(dirname "$d")"
-		done | grep -E "^$series_re\.[0-9]" | sort -V | tail -n 1 || true)
-	if [ -z "$kver" ]; then
-		echo "fetch-kernel: no Debian kernel package matches $image_re" \
-		     "(is the suite carrying linux $series in /etc/apt/sources.list*?)" >&2
-		exit 1
-	fi
-	echo "fetch-kernel: apt has no candidate for $series, using cached $kver" >&2
-	abi=${kver%-amd64}
-fi
-
-root=$cache/kernels/$kver
-if [ ! -e "$root/.complete" ]; then
+# Download and unpack KVER from SUITE into $cache/kernels/KVER (once).
+fetch() {
+	local suite=$1 kver=$2 root=$cache/kernels/$2 debs=$cache/debs/$2 image deps common kbuild
+	[ ! -e "$root/.complete" ] || return 0
 	# one download/unpack at a time, across kernels and concurrent runs
 	exec 9>"$cache/.lock"
 	flock 9
 	if [ ! -e "$root/.complete" ]; then
-		debs=$cache/debs/$kver
 		rm -rf "$debs" "$root.tmp"
 		mkdir -p "$debs" "$root.tmp"
-		cd "$debs"
-		echo "# downloading $image and headers for $kver"
-		apt-get download "$image" "linux-headers-$kver" >>"$log" 2>&1
+		# up to 6.x: linux-image-KVER-unsigned; from 7.x the kernel
+		# is in linux-binary-KVER (linux-image-KVER is a metapackage)
+		image=linux-image-$kver-unsigned
+		if ! suite_apt "$suite" apt-cache show "$image" >/dev/null 2>&1; then
+			image=linux-binary-$kver
+		fi
+		echo "# downloading $image and headers for $kver ($suite)"
+		(cd "$debs" && suite_apt "$suite" apt-get download "$image" \
+			"linux-headers-$kver") >>"$log" 2>&1 || return 1
 		# the arch headers name the exact common-headers and kbuild packages
-		deps=$(dpkg-deb -f linux-headers-"$kver"_*.deb Depends)
+		deps=$(dpkg-deb -f "$debs"/linux-headers-"$kver"_*.deb Depends)
 		common=$(printf '%s\n' "$deps" | grep -Eo 'linux-headers-[^ ,]+-common' | head -n 1)
 		kbuild=$(printf '%s\n' "$deps" | grep -Eo 'linux-kbuild-[^ ,]+' | head -n 1)
-		apt-get download "${common:?}" "${kbuild:?}" >>"$log" 2>&1
-		for deb in ./*.deb; do
+		(cd "$debs" && suite_apt "$suite" apt-get download "${common:?}" \
+			"${kbuild:?}") >>"$log" 2>&1 || return 1
+		# what building modules needs (tests/lib/make-chroot.sh)
+		{ printf '%s,' "$deps"
+		  dpkg-deb -f "$debs"/"$kbuild"_*.deb Depends; } >"$root.tmp/.build-depends"
+		for deb in "$debs"/*.deb; do
 			dpkg -x "$deb" "$root.tmp"
 		done
-		# The arch headers' Makefile includes the common headers by their
-		# installed path, /usr/src/...: point it into this tree instead.
-		sed -i "s|^include /usr/src/|include $root/usr/src/|" \
+		# The arch headers' Makefile finds the common headers by their
+		# installed path, /usr/src/... (an include up to 6.x, a
+		# KBUILD_OUTPUT assignment from 7.x): point it into this tree.
+		sed -i -e "s|^include /usr/src/|include $root/usr/src/|" \
+			-e "s|^\(\(export \)\?KBUILD_OUTPUT *:\?= *\)/usr/src/|\1$root/usr/src/|" \
 			"$root.tmp/usr/src/linux-headers-$kver/Makefile"
+		rm -rf "$debs"
 		touch "$root.tmp/.complete"
 		mv "$root.tmp" "$root"
 	fi
 	flock -u 9
+}
+
+last=$cache/series/$series.env
+resolved=$(resolve || true)
+if [ -n "$resolved" ]; then
+	read -r suite kver kversion <<<"$resolved"
+	echo "# $series resolves to $kver (linux $kversion, Debian $suite)"
+	if ! fetch "$suite" "$kver"; then
+		echo "fetch-kernel: downloading $kver from $suite failed (log: $log)" >&2
+		resolved=
+	fi
+fi
+if [ -z "$resolved" ]; then
+	if [ ! -e "$last" ]; then
+		echo "fetch-kernel: no Debian kernel for series $series in $suites," \
+		     "and none fetched before" >&2
+		exit 1
+	fi
+	# shellcheck disable=SC1090 # written below by an earlier run
+	. "$last"
+	kver=$KVER kversion=$KVERSION suite=$SUITE
+	echo "fetch-kernel: using the last kernel fetched for $series, $kver ($kversion)" >&2
 fi
 
+root=$cache/kernels/$kver
 kdir=$root/usr/src/linux-headers-$kver
 vmlinuz=$root/boot/vmlinuz-$kver
+[ -e "$vmlinuz" ] || vmlinuz=$root/usr/lib/modules/$kver/vmlinuz
 for f in "$kdir/Makefile" "$kdir/scripts/Makefile.modpost" "$vmlinuz"; do
 	if [ ! -e "$f" ]; then
 		echo "fetch-kernel: $f missing from $root (remove it to re-fetch)" >&2
 		exit 1
 	fi
 done
-cat >"$envfile" <<EOT
+cat >"$envfile.tmp" <<EOT
 KVER='$kver'
+KVERSION='$kversion'
+SUITE='$suite'
+KDESC='linux $kversion, Debian $suite'
+TOOLCHAIN='$(toolchain_of "$suite")'
 KROOT='$root'
 KDIR='$kdir'
 VMLINUZ='$vmlinuz'
 EOT
+cp "$envfile.tmp" "$last"
+mv "$envfile.tmp" "$envfile"

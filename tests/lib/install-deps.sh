@@ -10,10 +10,13 @@ set -eu
 # dependency of linux-kbuild-6.12): what Debian's kbuild expects; zstd,
 # xz-utils: unpacking Debian's kernel packages; flex, bison, perl: building
 # the debug kernel; python3: the QMP hot-plug driver; clang-format: the
-# style check.
+# style check; debootstrap, debian-archive-keyring: the chroots with the
+# compilers of other Debian releases (tests/lib/make-chroot.sh) and the
+# private apt sources (tests/apt); clang, lld, llvm: the "clang" job's
+# LLVM=1 kernel tree and module build.
 packages="qemu-system-x86 busybox-static cpio gzip kmod build-essential gcc-multilib
 bc libelf-dev dwarves zstd xz-utils util-linux coreutils flex bison perl python3
-clang-format"
+clang-format debootstrap debian-archive-keyring clang lld llvm"
 
 missing=
 for p in $packages; do
@@ -32,7 +35,7 @@ log=${KVMFR_RESULTS:?}/install-deps.log
 echo "# installing:$missing (log: $log)"
 # shellcheck disable=SC2086 # $missing is a list
 if ! { apt-get update && touch "$KVMFR_RESULTS/.apt-updated" &&
-       DEBIAN_FRONTEND=noninteractive apt-get install -y $missing; } >"$log" 2>&1; then
+       DEBIAN_FRONTEND=noninteractive apt-get install -y -o DPkg::Lock::Timeout=600 $missing; } >"$log" 2>&1; then
 	tail -n 20 "$log" >&2
 	echo "tests/run: installing packages failed (log: $log)" >&2
 	exit 1
