@@ -1101,6 +1101,7 @@ static int kernel_maps_of(u64 start, u64 end)
  */
 static void show_memtypes(u64 start, u64 end)
 {
+	static int mtrr_shown;
 	char line[256];
 	FILE *f = fopen("/sys/kernel/debug/x86/pat_memtype_list", "r");
 
@@ -1114,7 +1115,7 @@ static void show_memtypes(u64 start, u64 end)
 	}
 	if (f)
 		fclose(f);
-	f = fopen("/proc/mtrr", "r");
+	f = mtrr_shown++ ? NULL : fopen("/proc/mtrr", "r");
 	while (f && fgets(line, sizeof(line), f))
 		diag("mtrr: %.*s", (int)strcspn(line, "\n"), line);
 	if (f)
@@ -1319,7 +1320,6 @@ static void test_fenced_removal(struct kdev *kd)
 		 "%s: BAR2 from sysfs", kd->label))
 		return;
 	diag("%s: BAR2 %#llx-%#llx", kd->label, bar_start, bar_end);
-	show_memtypes(bar_start, bar_end);
 	tap(kernel_maps_of(bar_start, bar_end) > 0,
 	    "%s: before removal /proc/vmallocinfo lists a kernel mapping of the BAR",
 	    kd->label);
@@ -1568,6 +1568,13 @@ int main(int argc, char **argv)
 		diag("%s: /dev/%s, %llu MiB", devs[i].label,
 		     devs[i].name, devs[i].size >> 20);
 		if (devs[i].pci[0]) {
+			u64 start, end;
+
+			if (!bar2_of(devs[i].pci, &start, &end)) {
+				diag("%s: BAR2 %#llx-%#llx", devs[i].label,
+				     start, end);
+				show_memtypes(start, end);
+			}
 			first_pci = first_pci ?: &devs[i];
 			last_pci = &devs[i];
 		} else {
