@@ -1416,6 +1416,49 @@ static void test_fenced_removal(struct kdev *kd)
 	release_range(&dyn);
 }
 
+/* A vmap kept by a kernel importer holds the BAR like a pinned mapping. */
+static void test_vmap_held_removal(struct kdev *kd)
+{
+	struct imported im;
+	int ret, kmsg, removed;
+	bool waits;
+	pid_t pid;
+
+	ret = import_range(&im, kd, 0, 0x10000, 0);
+	ret = ret ?: xioctl(im.efd, KVMFR_EDU_VMAP_HOLD, NULL);
+	if (!tap(!ret, "%s: a dynamic importer keeps a vmap of its dma-buf",
+		 kd->label)) {
+		diag("%s", errname(-ret));
+		release_range(&im);
+		return;
+	}
+	expect_err(xioctl(im.efd, KVMFR_EDU_VMAP_HOLD, NULL), EBUSY,
+		   "a second held vmap on the same file");
+	munmap((void *)im.dbmap, im.size);
+	im.dbmap = NULL;
+	kdev_close(kd);
+
+	kmsg = kmsg_open();
+	pid = remove_in_background(kd->pci);
+	tap(kmsg_wait(kmsg, kd->pci, "removal waits", "a vmap", 10),
+	    "%s: removal logs that it waits for a vmap", kd->label);
+	removed = wait_child(pid, 0.5);
+	waits = removed == -ETIMEDOUT;
+	tap(waits, "%s: removal waits while the vmap is held", kd->label);
+	expect_err(xioctl(im.efd, KVMFR_EDU_VMAP_DROP, NULL), 0,
+		   "the importer drops its vmap");
+	ret = waits ? wait_child(pid, 30) : removed;
+	if (!tap(!ret, "%s: removal completes once the vmap is dropped",
+		 kd->label))
+		bail("removal of %s: %s", kd->pci, errname(-ret));
+	expect_err(xioctl(im.efd, KVMFR_EDU_VMAP_DROP, NULL), EINVAL,
+		   "dropping a vmap that is not held");
+	if (kmsg >= 0)
+		close(kmsg);
+	release_range(&im);
+	rescan(kd);
+}
+
 /*
  * More importers of one page than the DMA API debug code tracks (8 mappings
  * of a cache line; one more is a warning, a panic with panic_on_warn).
@@ -1599,10 +1642,12 @@ int main(int argc, char **argv)
 	else
 		tap_skip("needs a static and a PCI device",
 			 "a pinned importer holds the BAR through removal");
-	if (last_pci)
+	if (last_pci) {
 		test_fenced_removal(last_pci);
-	else
+		test_vmap_held_removal(last_pci);
+	} else {
 		tap_skip("no PCI device", "removal waits for fenced DMA");
+	}
 	/* last: on a kernel that panics on DMA-API warnings */
 	if (first_pci)
 		test_overlapping_importers(first_pci);

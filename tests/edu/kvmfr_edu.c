@@ -138,6 +138,9 @@ struct kvmfr_edu_file {
 	u64 fence_seqno;
 	bool async_queued;
 	bool async_done;	/* release/acquire: the fields below are set */
+	/* VMAP_HOLD's mapping, protected by lock */
+	bool vmap_held;
+	struct iosys_map held_map;
 	int async_result;
 	u32 async_transfers;
 	u64 async_done_ns;
@@ -431,10 +434,38 @@ static void edu_describe(struct kvmfr_edu_file *f, struct kvmfr_edu_import *r)
 	}
 }
 
+static int edu_vmap(struct dma_buf *dmabuf, struct iosys_map *map);
+static void edu_vunmap(struct dma_buf *dmabuf, struct iosys_map *map);
+
+/* A vmap kept across calls, as a kernel importer scanning out would. */
+static int edu_ioc_vmap_hold(struct kvmfr_edu_file *f)
+{
+	int ret;
+
+	if (!f->dmabuf)
+		return -EINVAL;
+	if (f->vmap_held)
+		return -EBUSY;
+	ret = edu_vmap(f->dmabuf, &f->held_map);
+	if (!ret)
+		f->vmap_held = true;
+	return ret;
+}
+
+static int edu_ioc_vmap_drop(struct kvmfr_edu_file *f)
+{
+	if (!f->vmap_held)
+		return -EINVAL;
+	edu_vunmap(f->dmabuf, &f->held_map);
+	f->vmap_held = false;
+	return 0;
+}
+
 static void edu_release_import(struct kvmfr_edu_file *f)
 {
 	if (!f->dmabuf)
 		return;
+	edu_ioc_vmap_drop(f);
 	flush_delayed_work(&f->async_work);
 	if (f->attach)
 		edu_detach(f);
@@ -817,6 +848,8 @@ static long edu_ioctl(struct file *filp, unsigned int cmd, unsigned long arg)
 	case KVMFR_EDU_MAP:
 	case KVMFR_EDU_INFO:
 	case KVMFR_EDU_ASYNC_STATUS:
+	case KVMFR_EDU_VMAP_HOLD:
+	case KVMFR_EDU_VMAP_DROP:
 		memset(&u, 0, sizeof(u));
 		break;
 	default:
@@ -855,6 +888,12 @@ static long edu_ioctl(struct file *filp, unsigned int cmd, unsigned long arg)
 	case KVMFR_EDU_ASYNC_STATUS:
 		edu_ioc_async_status(f, &u.status);
 		ret = 0;
+		break;
+	case KVMFR_EDU_VMAP_HOLD:
+		ret = edu_ioc_vmap_hold(f);
+		break;
+	case KVMFR_EDU_VMAP_DROP:
+		ret = edu_ioc_vmap_drop(f);
 		break;
 	default:	/* KVMFR_EDU_INFO */
 		edu_ioc_info(f->edu, &u.info);

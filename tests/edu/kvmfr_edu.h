@@ -169,5 +169,9 @@ struct kvmfr_edu_info {
 #define KVMFR_EDU_DMA_ASYNC	_IOW(KVMFR_EDU_IOC, 0x0b, struct kvmfr_edu_async)
 /* the state of the last KVMFR_EDU_DMA_ASYNC of this file */
 #define KVMFR_EDU_ASYNC_STATUS	_IOR(KVMFR_EDU_IOC, 0x0c, struct kvmfr_edu_async_status)
+/* dma_buf_vmap() the imported dma-buf and keep it (EBUSY if already held) */
+#define KVMFR_EDU_VMAP_HOLD	_IO(KVMFR_EDU_IOC, 0x0d)
+/* dma_buf_vunmap() what VMAP_HOLD mapped (EINVAL if nothing); also on release */
+#define KVMFR_EDU_VMAP_DROP	_IO(KVMFR_EDU_IOC, 0x0e)
 
 #endif
