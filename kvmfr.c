@@ -16,18 +16,20 @@
  *  - Removal (PCI remove/unbind/hot-unplug) marks the device dead under
  *    kdev->lock, zaps every user mapping of the device and of its dma-bufs
  *    (they all share kdev->inode's address space), tells dynamic importers
- *    to drop their mappings, DMA-unmaps what pinned importers still hold,
- *    waits for transient page pins and only then unmaps the BAR's struct
- *    pages. Faults and new mappings check the dead flag under kdev->lock,
- *    so nothing can map the memory afterwards.
+ *    to drop their mappings, waits for their fences, then waits until every
+ *    importer has unmapped and every vmap is gone (pinned importers hold
+ *    the BAR like a long-term pin: nobody's mapping is taken away), unmaps
+ *    the kernel mapping of the BAR, waits for transient page pins and only
+ *    then unmaps the BAR's struct pages. Faults and new mappings check the
+ *    dead flag under kdev->lock, so nothing can map the memory afterwards.
  *  - Static memory is freed when the last reference to its device goes.
  *
  * Locking: kdev->lock (rwsem) is taken for read by everything that maps
  * the memory (fault, mmap, attach, map, vmap) and for write only to set
- * kdev->dead. It nests inside mmap_lock and the dma-buf reservation lock and
- * is never held while taking another lock of ours. kdev->bufs_lock protects
- * the list of live dma-bufs and nests outside the reservation lock and
- * buf->lock, which protects a buffer's list of importer mappings.
+ * kdev->dead. It nests inside mmap_lock and the dma-buf reservation lock;
+ * the only lock of ours taken under it is buf->lock (map). kdev->bufs_lock
+ * protects the list of live dma-bufs and nests outside the reservation lock
+ * and buf->lock, which protects a buffer's DMA and importer mappings.
  */
 
 #define pr_fmt(fmt) KBUILD_MODNAME ": " fmt
@@ -164,10 +166,17 @@ struct kvmfr_dev {
 	struct list_head bufs;
 	atomic_t nr_bufs;
 
+	/*
+	 * Importer mappings and vmaps of the BAR that removal waits for; the
+	 * last one to go wakes idle_wq.
+	 */
+	atomic_t nr_users;
+	wait_queue_head_t idle_wq;
+
 	/* PCI devices only */
 	struct pci_dev *pdev;
 	struct dev_pagemap pgmap;
-	void *kaddr; /* write-back kernel mapping of the BAR */
+	void *kaddr; /* kernel mapping of the BAR, until removal */
 };
 
 /* One exported dma-buf: a page range of a device. */
@@ -176,18 +185,34 @@ struct kvmfr_buf {
 	struct dma_buf *dmabuf;
 	struct list_head node; /* on kdev->bufs */
 
-	struct mutex lock; /* protects maps */
+	struct mutex lock; /* protects dmas and maps */
+	struct list_head dmas; /* DMA mappings, one per device and direction */
 	struct list_head maps; /* live importer mappings */
-	void *vaddr; /* vmap of static memory */
+
+	/* vmap, serialised by the dma-buf core (one at a time, refcounted) */
+	void *vaddr; /* vmap of static memory or of the dummy page */
+	struct page *dummy; /* what a vmap after removal maps */
+	bool bar_vmapped; /* a vmap of the BAR is live (counts in nr_users) */
 };
 
-/* One importer mapping, returned to the importer as &map->sgt. */
-struct kvmfr_map {
+/*
+ * One DMA mapping of a buffer's pages for one importing device and
+ * direction, shared by all of that device's attachments: the DMA API
+ * tracks at most 8 overlapping writable mappings of a cache line.
+ */
+struct kvmfr_dma {
 	struct sg_table sgt;
 	struct device *dev;
 	enum dma_data_direction dir;
-	struct list_head node; /* on buf->maps until revoked */
-	bool revoked; /* DMA-unmapped by the exporter */
+	unsigned int users; /* kvmfr_maps using it */
+	struct list_head node; /* on buf->dmas */
+};
+
+/* One importer mapping: a private copy of the shared DMA mapping's table. */
+struct kvmfr_map {
+	struct sg_table sgt; /* what the importer gets */
+	struct kvmfr_dma *dma;
+	struct list_head node; /* on buf->maps */
 };
 
 /* The static_size_mb= list, in MiB, in device order. */
@@ -437,6 +462,8 @@ static struct kvmfr_dev *kvmfr_dev_alloc(enum kvmfr_type type, u64 size,
 	mutex_init(&kdev->bufs_lock);
 	INIT_LIST_HEAD(&kdev->bufs);
 	atomic_set(&kdev->nr_bufs, 0);
+	atomic_set(&kdev->nr_users, 0);
+	init_waitqueue_head(&kdev->idle_wq);
 
 	/* From here on, put_device() frees kdev through kvmfr_dev_release. */
 	device_initialize(&kdev->dev);
@@ -493,11 +520,12 @@ static void kvmfr_dev_del(struct kvmfr_dev *kdev)
 /*
  * Cut every user off the device's memory: later faults, mmaps, attachments
  * and mappings fail; existing user mappings are zapped; dynamic importers are
- * told to unmap. The device object itself lives on until its last reference.
+ * told to unmap. Nobody's DMA mapping or vmap is taken away here: removal
+ * then waits for them (kvmfr_dev_wait_fences, kvmfr_dev_wait_unused). The
+ * device object itself lives on until its last reference.
  */
 static void kvmfr_dev_revoke(struct kvmfr_dev *kdev)
 {
-	struct kvmfr_map *map, *tmp;
 	struct kvmfr_buf *buf;
 
 	down_write(&kdev->lock);
@@ -509,25 +537,122 @@ static void kvmfr_dev_revoke(struct kvmfr_dev *kdev)
 	/*
 	 * A buffer on the list cannot be freed while bufs_lock is held: its
 	 * release op takes the lock first. So its dma_buf is still valid here.
-	 * Dynamic importers unmap when told; what is still mapped afterwards
-	 * (pinned importers) is DMA-unmapped here, while the pages still
-	 * exist, and the importer's own unmap later only frees the table.
 	 */
 	mutex_lock(&kdev->bufs_lock);
 	list_for_each_entry(buf, &kdev->bufs, node) {
 		dma_resv_lock(buf->dmabuf->resv, NULL);
 		dma_buf_invalidate_mappings(buf->dmabuf);
 		dma_resv_unlock(buf->dmabuf->resv);
-
-		mutex_lock(&buf->lock);
-		list_for_each_entry_safe(map, tmp, &buf->maps, node) {
-			dma_unmap_sgtable(map->dev, &map->sgt, map->dir, 0);
-			map->revoked = true;
-			list_del(&map->node);
-		}
-		mutex_unlock(&buf->lock);
 	}
 	mutex_unlock(&kdev->bufs_lock);
+}
+
+/*
+ * Wait up to @timeout jiffies for every fence of @resv, the importers' work
+ * included: > 0 once all are signalled, 0 on timeout. (Kernels before 5.19
+ * spell this dma_resv_wait_timeout(resv, true, false, timeout).)
+ */
+static long kvmfr_resv_wait_idle(struct dma_resv *resv, unsigned long timeout)
+{
+	return dma_resv_wait_timeout(resv, DMA_RESV_USAGE_BOOKKEEP, false,
+				     timeout);
+}
+
+#define KVMFR_WAIT_SLICE (HZ / 10)
+#define KVMFR_WARN_FIRST (1 * HZ)
+#define KVMFR_WARN_EVERY (10 * HZ)
+
+/* "removal waits" lines: the first after 1 s, then one every 10 s. */
+static void kvmfr_wait_warn(struct kvmfr_dev *kdev, unsigned long start,
+			    unsigned long *next, const char *what)
+{
+	if (time_before(jiffies, start + *next))
+		return;
+	*next = jiffies - start + KVMFR_WARN_EVERY;
+	dev_warn(kdev->dev.parent, "%s: removal waits %u s for %s\n",
+		 dev_name(&kdev->dev), jiffies_to_msecs(jiffies - start) / 1000,
+		 what);
+}
+
+/*
+ * After move_notify: wait until the work importers queued on each buffer
+ * (the fences of its reservation object) is done. Holds bufs_lock for one
+ * slice at a time, so that buffers can still be released meanwhile.
+ */
+static void kvmfr_dev_wait_fences(struct kvmfr_dev *kdev)
+{
+	unsigned long start = jiffies, next = KVMFR_WARN_FIRST;
+	struct kvmfr_buf *buf;
+	bool busy;
+
+	do {
+		busy = false;
+		mutex_lock(&kdev->bufs_lock);
+		list_for_each_entry(buf, &kdev->bufs, node) {
+			if (kvmfr_resv_wait_idle(buf->dmabuf->resv,
+						 KVMFR_WAIT_SLICE) <= 0) {
+				busy = true;
+				break;
+			}
+		}
+		mutex_unlock(&kdev->bufs_lock);
+		if (busy)
+			kvmfr_wait_warn(kdev, start, &next,
+					"importers' fences");
+	} while (busy);
+}
+
+/* Name one importer device that still has a mapping, for the warning. */
+static void kvmfr_dev_name_user(struct kvmfr_dev *kdev, char *name, size_t len)
+{
+	struct kvmfr_buf *buf;
+	struct kvmfr_map *map;
+
+	snprintf(name, len, "%d mapping(s) and vmap(s), e.g. a vmap",
+		 atomic_read(&kdev->nr_users));
+	mutex_lock(&kdev->bufs_lock);
+	list_for_each_entry(buf, &kdev->bufs, node) {
+		mutex_lock(&buf->lock);
+		map = list_first_entry_or_null(&buf->maps, struct kvmfr_map,
+					       node);
+		if (map)
+			snprintf(name, len,
+				 "%d mapping(s) and vmap(s), e.g. by %s %s",
+				 atomic_read(&kdev->nr_users),
+				 dev_driver_string(map->dma->dev),
+				 dev_name(map->dma->dev));
+		mutex_unlock(&buf->lock);
+		if (map)
+			break;
+	}
+	mutex_unlock(&kdev->bufs_lock);
+}
+
+/*
+ * Wait until no importer has the memory DMA-mapped and no vmap of it is
+ * left. Dynamic importers unmap when told (move_notify); pinned importers
+ * (no move_notify) and kernel vmap users keep their mapping, valid and
+ * backed by the BAR, until they let go of it themselves, like the holder
+ * of a long-term page pin.
+ */
+static void kvmfr_dev_wait_unused(struct kvmfr_dev *kdev)
+{
+	unsigned long start = jiffies, next = KVMFR_WARN_FIRST;
+	char what[128];
+
+	while (!wait_event_timeout(kdev->idle_wq, !atomic_read(&kdev->nr_users),
+				   KVMFR_WAIT_SLICE)) {
+		if (time_before(jiffies, start + next))
+			continue;
+		kvmfr_dev_name_user(kdev, what, sizeof(what));
+		kvmfr_wait_warn(kdev, start, &next, what);
+	}
+}
+
+static void kvmfr_dev_put_user(struct kvmfr_dev *kdev)
+{
+	if (atomic_dec_and_test(&kdev->nr_users))
+		wake_up_all(&kdev->idle_wq);
 }
 
 /* ------------------------------------------------------------------------
@@ -661,54 +786,133 @@ static void kvmfr_dmabuf_unpin(struct dma_buf_attachment *attach)
 {
 }
 
+/* The shared DMA mapping of @buf for @dev and @dir, made if needed. */
+static struct kvmfr_dma *kvmfr_dma_get(struct kvmfr_buf *buf,
+				       struct device *dev,
+				       enum dma_data_direction dir)
+{
+	struct page **pages = buf->range.kdev->mem.pages + buf->range.first;
+	unsigned long npages = buf->range.npages;
+	struct kvmfr_dma *dma;
+	int ret;
+
+	lockdep_assert_held(&buf->lock);
+
+	list_for_each_entry(dma, &buf->dmas, node) {
+		if (dma->dev == dev && dma->dir == dir) {
+			dma->users++;
+			return dma;
+		}
+	}
+
+	dma = kzalloc(sizeof(*dma), GFP_KERNEL);
+	if (!dma)
+		return ERR_PTR(-ENOMEM);
+	dma->dev = dev;
+	dma->dir = dir;
+	dma->users = 1;
+
+	ret = sg_alloc_table_from_pages_segment(&dma->sgt, pages, npages, 0,
+						npages << PAGE_SHIFT,
+						dma_get_max_seg_size(dev),
+						GFP_KERNEL);
+	if (ret)
+		goto free_dma;
+
+	/*
+	 * Other devices may map the same pages at once, which the DMA API
+	 * only allows without the implicit CPU sync; the caller syncs.
+	 */
+	ret = dma_map_sgtable(dev, &dma->sgt, dir, DMA_ATTR_SKIP_CPU_SYNC);
+	if (ret)
+		goto free_table;
+	list_add(&dma->node, &buf->dmas);
+	return dma;
+
+free_table:
+	sg_free_table(&dma->sgt);
+free_dma:
+	kfree(dma);
+	return ERR_PTR(ret);
+}
+
+static void kvmfr_dma_put(struct kvmfr_buf *buf, struct kvmfr_dma *dma)
+{
+	lockdep_assert_held(&buf->lock);
+
+	if (--dma->users)
+		return;
+	list_del(&dma->node);
+	/* With the CPU sync: a swiotlb bounce buffer is copied back. */
+	dma_unmap_sgtable(dma->dev, &dma->sgt, dma->dir, 0);
+	sg_free_table(&dma->sgt);
+	kfree(dma);
+}
+
+/* The importer's own copy of @src: same pages, same DMA segments. */
+static int kvmfr_sgt_copy(struct sg_table *dst, const struct sg_table *src)
+{
+	struct scatterlist *d, *s;
+	unsigned int i;
+	int ret;
+
+	ret = sg_alloc_table(dst, src->orig_nents, GFP_KERNEL);
+	if (ret)
+		return ret;
+	d = dst->sgl;
+	for_each_sgtable_sg(src, s, i) {
+		sg_set_page(d, sg_page(s), s->length, s->offset);
+		if (i < src->nents) {
+			sg_dma_address(d) = sg_dma_address(s);
+			sg_dma_len(d) = sg_dma_len(s);
+		}
+		d = sg_next(d);
+	}
+	dst->nents = src->nents;
+	return 0;
+}
+
 static struct sg_table *kvmfr_dmabuf_map(struct dma_buf_attachment *attach,
 					 enum dma_data_direction dir)
 {
 	struct kvmfr_buf *buf = attach->dmabuf->priv;
 	struct kvmfr_dev *kdev = buf->range.kdev;
-	unsigned int seg = dma_get_max_seg_size(attach->dev);
-	unsigned long npages = buf->range.npages;
+	struct kvmfr_dma *dma;
 	struct kvmfr_map *map;
-	struct page **pages;
 	int ret;
 
 	map = kzalloc(sizeof(*map), GFP_KERNEL);
 	if (!map)
 		return ERR_PTR(-ENOMEM);
-	map->dev = attach->dev;
-	map->dir = dir;
 
+	/* Removal waits for every map that got past the dead check. */
 	down_read(&kdev->lock);
 	if (kdev->dead) {
 		ret = -ENODEV;
 		goto unlock;
 	}
 
-	pages = kdev->mem.pages + buf->range.first;
-	ret = sg_alloc_table_from_pages_segment(&map->sgt, pages, npages, 0,
-						npages << PAGE_SHIFT, seg,
-						GFP_KERNEL);
-	if (ret)
-		goto unlock;
-
-	/*
-	 * Several importers may map the same pages at once, which the DMA API
-	 * only allows without the implicit CPU sync; do that sync explicitly.
-	 */
-	ret = dma_map_sgtable(attach->dev, &map->sgt, dir,
-			      DMA_ATTR_SKIP_CPU_SYNC);
-	if (ret)
-		goto free_table;
-	dma_sync_sgtable_for_device(attach->dev, &map->sgt, dir);
-	up_read(&kdev->lock);
-
 	mutex_lock(&buf->lock);
+	dma = kvmfr_dma_get(buf, attach->dev, dir);
+	if (IS_ERR(dma)) {
+		ret = PTR_ERR(dma);
+		goto unlock_buf;
+	}
+	ret = kvmfr_sgt_copy(&map->sgt, &dma->sgt);
+	if (ret)
+		goto put_dma;
+	dma_sync_sgtable_for_device(dma->dev, &dma->sgt, dma->dir);
+	map->dma = dma;
 	list_add(&map->node, &buf->maps);
+	atomic_inc(&kdev->nr_users);
 	mutex_unlock(&buf->lock);
+	up_read(&kdev->lock);
 	return &map->sgt;
 
-free_table:
-	sg_free_table(&map->sgt);
+put_dma:
+	kvmfr_dma_put(buf, dma);
+unlock_buf:
+	mutex_unlock(&buf->lock);
 unlock:
 	up_read(&kdev->lock);
 	kfree(map);
@@ -721,32 +925,29 @@ static void kvmfr_dmabuf_unmap(struct dma_buf_attachment *attach,
 {
 	struct kvmfr_map *map = container_of(sgt, struct kvmfr_map, sgt);
 	struct kvmfr_buf *buf = attach->dmabuf->priv;
-	bool revoked;
 
 	mutex_lock(&buf->lock);
-	revoked = map->revoked;
-	if (!revoked)
-		list_del(&map->node);
+	list_del(&map->node);
+	kvmfr_dma_put(buf, map->dma);
 	mutex_unlock(&buf->lock);
 
-	if (!revoked)
-		dma_unmap_sgtable(attach->dev, sgt, dir, 0);
-	sg_free_table(sgt);
+	sg_free_table(&map->sgt);
 	kfree(map);
+	kvmfr_dev_put_user(buf->range.kdev);
 }
 
 static int kvmfr_dmabuf_begin_cpu_access(struct dma_buf *dmabuf,
 					 enum dma_data_direction dir)
 {
 	struct kvmfr_buf *buf = dmabuf->priv;
-	struct kvmfr_map *map;
+	struct kvmfr_dma *dma;
 
 	if (READ_ONCE(buf->range.kdev->dead))
 		return -ENODEV;
 
 	mutex_lock(&buf->lock);
-	list_for_each_entry(map, &buf->maps, node)
-		dma_sync_sgtable_for_cpu(map->dev, &map->sgt, map->dir);
+	list_for_each_entry(dma, &buf->dmas, node)
+		dma_sync_sgtable_for_cpu(dma->dev, &dma->sgt, dma->dir);
 	mutex_unlock(&buf->lock);
 	return 0;
 }
@@ -755,14 +956,14 @@ static int kvmfr_dmabuf_end_cpu_access(struct dma_buf *dmabuf,
 				       enum dma_data_direction dir)
 {
 	struct kvmfr_buf *buf = dmabuf->priv;
-	struct kvmfr_map *map;
+	struct kvmfr_dma *dma;
 
 	if (READ_ONCE(buf->range.kdev->dead))
 		return -ENODEV;
 
 	mutex_lock(&buf->lock);
-	list_for_each_entry(map, &buf->maps, node)
-		dma_sync_sgtable_for_device(map->dev, &map->sgt, map->dir);
+	list_for_each_entry(dma, &buf->dmas, node)
+		dma_sync_sgtable_for_device(dma->dev, &dma->sgt, dma->dir);
 	mutex_unlock(&buf->lock);
 	return 0;
 }
@@ -774,44 +975,81 @@ static int kvmfr_dmabuf_mmap(struct dma_buf *dmabuf, struct vm_area_struct *vma)
 	return kvmfr_mmap_range(&buf->range, vma);
 }
 
+/*
+ * What a vmap made after removal maps: one private zeroed page repeated over
+ * the buffer's size, so that a stale kernel user reads zeros and its writes
+ * go nowhere, never to the BAR's old address.
+ */
+static void *kvmfr_vmap_dummy(struct kvmfr_buf *buf)
+{
+	unsigned long i, npages = buf->range.npages;
+	struct page **pages;
+	void *vaddr = NULL;
+
+	buf->dummy = alloc_page(GFP_KERNEL | __GFP_ZERO);
+	if (!buf->dummy)
+		return NULL;
+	pages = kvmalloc_array(npages, sizeof(*pages), GFP_KERNEL);
+	if (pages) {
+		for (i = 0; i < npages; i++)
+			pages[i] = buf->dummy;
+		vaddr = vmap(pages, npages, VM_MAP, PAGE_KERNEL);
+		kvfree(pages);
+	}
+	if (!vaddr) {
+		__free_page(buf->dummy);
+		buf->dummy = NULL;
+	}
+	return vaddr;
+}
+
+/*
+ * Never fails for a removed device: dma_buf_vmap() warns on any error, and
+ * a kernel importer racing with removal is not a bug. A vmap of the BAR
+ * counts as a user of the memory that removal waits for.
+ */
 static int kvmfr_dmabuf_vmap(struct dma_buf *dmabuf, struct iosys_map *map)
 {
 	struct kvmfr_buf *buf = dmabuf->priv;
 	struct kvmfr_dev *kdev = buf->range.kdev;
 	void *vaddr;
-	int ret = 0;
 
 	down_read(&kdev->lock);
 	if (kdev->dead) {
-		ret = -ENODEV;
-		goto unlock;
-	}
-
-	if (kdev->type == KVMFR_TYPE_PCI) {
-		/* kdev->kaddr stays mapped until the device is freed. */
+		vaddr = kvmfr_vmap_dummy(buf);
+	} else if (kdev->type == KVMFR_TYPE_PCI) {
+		/* kdev->kaddr stays mapped until removal has waited for us. */
 		vaddr = kdev->kaddr + (buf->range.first << PAGE_SHIFT);
+		buf->bar_vmapped = true;
+		atomic_inc(&kdev->nr_users);
 	} else {
 		vaddr = vmap(kdev->mem.pages + buf->range.first,
 			     buf->range.npages, VM_MAP, PAGE_KERNEL);
-		if (!vaddr) {
-			ret = -ENOMEM;
-			goto unlock;
-		}
-		buf->vaddr = vaddr;
 	}
-	iosys_map_set_vaddr(map, vaddr);
-unlock:
 	up_read(&kdev->lock);
-	return ret;
+
+	if (!vaddr)
+		return -ENOMEM;
+	if (!buf->bar_vmapped)
+		buf->vaddr = vaddr;
+	iosys_map_set_vaddr(map, vaddr);
+	return 0;
 }
 
 static void kvmfr_dmabuf_vunmap(struct dma_buf *dmabuf, struct iosys_map *map)
 {
 	struct kvmfr_buf *buf = dmabuf->priv;
 
-	if (buf->vaddr) {
-		vunmap(buf->vaddr);
-		buf->vaddr = NULL;
+	if (buf->bar_vmapped) {
+		buf->bar_vmapped = false;
+		kvmfr_dev_put_user(buf->range.kdev);
+		return;
+	}
+	vunmap(buf->vaddr);
+	buf->vaddr = NULL;
+	if (buf->dummy) {
+		__free_page(buf->dummy);
+		buf->dummy = NULL;
 	}
 }
 
@@ -891,6 +1129,7 @@ static int kvmfr_create_dmabuf(struct kvmfr_dev *kdev, u8 flags, u64 offset,
 	buf->range.first = offset >> PAGE_SHIFT;
 	buf->range.npages = size >> PAGE_SHIFT;
 	mutex_init(&buf->lock);
+	INIT_LIST_HEAD(&buf->dmas);
 	INIT_LIST_HEAD(&buf->maps);
 
 	exp_info.ops = &kvmfr_dmabuf_ops;
@@ -1247,6 +1486,11 @@ static void kvmfr_pci_remove(struct pci_dev *pdev)
 
 	kvmfr_dev_del(kdev);
 	kvmfr_dev_revoke(kdev);
+	kvmfr_dev_wait_fences(kdev);
+	kvmfr_dev_wait_unused(kdev);
+	/* No vmap uses it any more; a later one maps a dummy page. */
+	memunmap(kdev->kaddr);
+	kdev->kaddr = NULL;
 	kvmfr_pci_wait_unpinned(kdev);
 	memunmap_pages(&kdev->pgmap);
 	/* Files and dma-bufs may still hold kdev; they only see it dead. */

@@ -399,6 +399,16 @@ static int edu_xfer(int efd, unsigned long req, u64 off, u32 len,
 	return xioctl(efd, req, &x);
 }
 
+static int edu_xfer_flags(int efd, unsigned long req, u64 off, u32 len,
+			  void *p, u32 flags)
+{
+	struct kvmfr_edu_xfer x = {
+		.ptr = (uintptr_t)p, .offset = off, .len = len, .flags = flags,
+	};
+
+	return xioctl(efd, req, &x);
+}
+
 /* What the edu buffer holds, as far as this program knows. */
 static u8 shadow[BUF_SIZE];
 
@@ -611,6 +621,20 @@ static void test_edu_writes(struct imported *im, const struct xcase *c)
 		else
 			show_diff("vmap", bad, copy, want);
 	}
+
+	/* The same, with the vmap made before begin_cpu_access. */
+	memset(copy, 0, im->size);
+	ret = ret ?: edu_xfer_flags(im->efd, KVMFR_EDU_VMAP_READ, lo, hi - lo,
+				    copy + lo, KVMFR_EDU_VMAP_FIRST);
+	bad = ret ? -1 : check_written(copy, c, seed, bg, lo, hi, &want);
+	if (!tap(!ret && bad < 0,
+		 "%s: ... and through a vmap made before begin_cpu_access",
+		 im->kd->label)) {
+		if (ret)
+			diag("%s", errname(-ret));
+		else
+			show_diff("vmap", bad, copy, want);
+	}
 	free(copy);
 }
 
@@ -784,7 +808,26 @@ static void test_failures(struct kdev *kd)
 		   "vmap write of 0 bytes");
 	expect_err(edu_xfer(efd, KVMFR_EDU_VMAP_READ, 0, 16, NULL), EFAULT,
 		   "vmap read to a NULL user pointer");
+	expect_err(edu_xfer_flags(efd, KVMFR_EDU_VMAP_READ, 0, 16, buf, 0x4),
+		   EINVAL, "vmap read with an unknown flag");
+	{
+		struct kvmfr_edu_async a = { .len = 16, .delay_ms = 10001 };
+
+		expect_err(xioctl(efd, KVMFR_EDU_DMA_ASYNC, &a), EINVAL,
+			   "asynchronous DMA delayed by more than 10 s");
+		a.delay_ms = 0;
+		a.dir = 2;
+		expect_err(xioctl(efd, KVMFR_EDU_DMA_ASYNC, &a), EINVAL,
+			   "asynchronous DMA in an unknown direction");
+	}
 	expect_err(xioctl(efd, KVMFR_EDU_RELEASE, NULL), 0, "release");
+	ret = edu_import(efd, dbfd, KVMFR_EDU_IMPORT_STATIC, &imp);
+	{
+		struct kvmfr_edu_async a = { .len = 16 };
+
+		expect_err(ret ?: xioctl(efd, KVMFR_EDU_DMA_ASYNC, &a), EINVAL,
+			   "asynchronous DMA by a static importer");
+	}
 	close(dbfd);
 	close(efd);
 }
@@ -952,6 +995,16 @@ static void test_cycles(struct kdev *kd)
 
 /* ---------------------------------------------------------- removal */
 
+/*
+ * In a child that writes to sysfs: drop the parent's importer and dma-buf
+ * fds, or a removal waiting for an importer to detach would wait for us.
+ */
+static void close_inherited(void)
+{
+	for (int fd = 3; fd < 1024; fd++)
+		close(fd);
+}
+
 /* Write to a sysfs file in a child: a hang must not hang the suite. */
 static int write_with_timeout(const char *path, const char *s, int seconds)
 {
@@ -960,8 +1013,10 @@ static int write_with_timeout(const char *path, const char *s, int seconds)
 
 	if (pid < 0)
 		return -errno;
-	if (!pid)
+	if (!pid) {
+		close_inherited();
 		_exit(write_str(path, s) ? 1 : 0);
+	}
 	for (waited = 0; waited < seconds * 10; waited++) {
 		if (waitpid(pid, &status, WNOHANG) == pid)
 			return WIFEXITED(status) && !WEXITSTATUS(status) ?
@@ -981,52 +1036,350 @@ static bool wait_node(struct kdev *kd, int seconds)
 	return false;
 }
 
-static void test_pci_remove(struct kdev *kd)
+static double now_s(void)
 {
-	struct kvmfr_edu_import imp;
-	struct imported dyn;
-	struct dma_buf_sync sync = { DMA_BUF_SYNC_START | DMA_BUF_SYNC_RW };
-	char path[96];
-	u8 src[64], buf[64];
-	u64 seed = next_seed();
-	int stat_fd, other, ret;
-	void *p;
-	long bad;
+	struct timespec ts;
 
-	ret = import_range(&dyn, kd, 0, 0x100000, 0);
-	stat_fd = edu_open();
-	ret = ret ?: edu_import(stat_fd, dyn.dbfd, KVMFR_EDU_IMPORT_STATIC,
-				&imp);
-	pat_fill(src, seed, 0x2000, sizeof(src));
-	ret = ret ?: buf_write(dyn.efd, 0, sizeof(src), src);
-	ret = ret ?: edu_dma(dyn.efd, 0x2000, sizeof(src), 0,
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+static u64 now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (u64)ts.tv_sec * 1000000000ull + (u64)ts.tv_nsec;
+}
+
+/* BAR2 of a PCI device, from sysfs: [*start, *end]. */
+static int bar2_of(const char *pci, u64 *start, u64 *end)
+{
+	char path[96], line[128];
+	FILE *f;
+	int i, ret = -EIO;
+
+	snprintf(path, sizeof(path), "/sys/bus/pci/devices/%s/resource", pci);
+	f = fopen(path, "r");
+	if (!f)
+		return -errno;
+	for (i = 0; i <= 2 && fgets(line, sizeof(line), f); i++)
+		if (i == 2 && sscanf(line, "%llx %llx", start, end) == 2 &&
+		    *start)
+			ret = 0;
+	fclose(f);
+	return ret;
+}
+
+/* Lines of /proc/vmallocinfo whose phys= lies in [start, end]. */
+static int kernel_maps_of(u64 start, u64 end)
+{
+	char line[512], *p;
+	int n = 0;
+	FILE *f = fopen("/proc/vmallocinfo", "r");
+
+	if (!f)
+		return -errno;
+	while (fgets(line, sizeof(line), f)) {
+		u64 phys;
+
+		p = strstr(line, " phys=");
+		if (p && sscanf(p, " phys=%llx", &phys) == 1 &&
+		    phys >= start && phys <= end) {
+			diag("vmallocinfo: %.*s", (int)strcspn(line, "\n"),
+			     line);
+			n++;
+		}
+	}
+	fclose(f);
+	return n;
+}
+
+/*
+ * Diagnostics only: the memory types the kernel reserved for [start, end]
+ * (x86 PAT, debugfs) and the firmware's MTRRs.
+ */
+static void show_memtypes(u64 start, u64 end)
+{
+	static int mtrr_shown;
+	char line[256];
+	FILE *f = fopen("/sys/kernel/debug/x86/pat_memtype_list", "r");
+
+	while (f && fgets(line, sizeof(line), f)) {
+		u64 a, b;
+
+		if (sscanf(line, "PAT: [mem 0x%llx-0x%llx]", &a, &b) == 2 &&
+		    a <= end && b > start)
+			diag("pat_memtype_list: %.*s", (int)strcspn(line, "\n"),
+			     line);
+	}
+	if (f)
+		fclose(f);
+	f = mtrr_shown++ ? NULL : fopen("/proc/mtrr", "r");
+	while (f && fgets(line, sizeof(line), f))
+		diag("mtrr: %.*s", (int)strcspn(line, "\n"), line);
+	if (f)
+		fclose(f);
+}
+
+/* Remove a PCI device in a child process; returns its pid. */
+static pid_t remove_in_background(const char *pci)
+{
+	char path[96];
+	pid_t pid;
+
+	snprintf(path, sizeof(path), "/sys/bus/pci/devices/%s/remove", pci);
+	pid = fork();
+	if (!pid) {
+		close_inherited();
+		_exit(write_str(path, "1") ? 1 : 0);
+	}
+	return pid;
+}
+
+/* Wait up to @seconds for the child: 0 it succeeded, -EIO it failed. */
+static int wait_child(pid_t pid, double seconds)
+{
+	int status;
+
+	for (double t0 = now_s(); now_s() - t0 < seconds; usleep(20000))
+		if (waitpid(pid, &status, WNOHANG) == pid)
+			return WIFEXITED(status) && !WEXITSTATUS(status) ?
+			       0 : -EIO;
+	return -ETIMEDOUT;
+}
+
+/* The kernel log from now on. */
+static int kmsg_open(void)
+{
+	int fd = open("/dev/kmsg", O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+
+	if (fd >= 0)
+		lseek(fd, 0, SEEK_END);
+	return fd;
+}
+
+/* Wait up to @seconds for a kernel log line holding all three strings. */
+static bool kmsg_wait(int fd, const char *a, const char *b, const char *c,
+		      double seconds)
+{
+	char rec[1024];
+	double t0 = now_s();
+	bool found = false;
+
+	if (fd < 0)
+		return false;
+	while (!found && now_s() - t0 < seconds) {
+		ssize_t n = read(fd, rec, sizeof(rec) - 1);
+
+		if (n < 0 && errno == EAGAIN) {
+			usleep(50000);
+			continue;
+		}
+		if (n < 0 && errno != EPIPE)
+			break;
+		if (n <= 0)
+			continue;
+		rec[n] = 0;
+		if (strstr(rec, a) && strstr(rec, b) && strstr(rec, c)) {
+			diag("kernel: %.*s", (int)strcspn(rec, "\n"), rec);
+			found = true;
+		}
+	}
+	close(fd);
+	return found;
+}
+
+static void rescan(struct kdev *kd)
+{
+	int ret = write_str("/sys/bus/pci/rescan", "1");
+
+	if (!tap(!ret && wait_node(kd, 20) && !kdev_open(kd),
+		 "%s: rescan brings the device back", kd->label))
+		bail("%s did not come back: %s", kd->pci, errname(-ret));
+	diag("%s is /dev/%s again", kd->pci, kd->name);
+}
+
+/*
+ * A pinned importer (no move_notify) keeps a valid mapping of the BAR until
+ * it detaches: removal waits for it, its DMA meanwhile still lands in the
+ * BAR, and its IOVAs are never handed to another mapping (here: a new
+ * import of static memory, which must stay untouched).
+ */
+static void test_pinned_removal(struct kdev *kd, struct kdev *other)
+{
+	const u64 size = 0x100000;
+	struct imported pin, fresh;
+	u64 seed1 = next_seed(), seed2 = next_seed(), bg = next_seed();
+	u8 src[64];
+	pid_t pid;
+	bool waits, apart;
+	long bad;
+	int ret, kmsg, removed;
+
+	ret = import_range(&pin, kd, 0, size, KVMFR_EDU_IMPORT_STATIC);
+	pat_fill(src, seed1, 0x2000, sizeof(src));
+	ret = ret ?: buf_write(pin.efd, 0, sizeof(src), src);
+	ret = ret ?: edu_dma(pin.efd, 0x2000, sizeof(src), 0,
 			     KVMFR_EDU_FROM_EDU, NULL);
-	bad = ret ? -1 : pat_check(kd->map + 0x2000, seed, 0x2000, sizeof(src));
+	bad = ret ? -1 : pat_check(kd->map + 0x2000, seed1, 0x2000,
+				   sizeof(src));
 	if (!tap(!ret && bad < 0,
-		 "%s: a dynamic and a static importer attached, DMA works",
+		 "%s: a pinned (static) importer of a 1 MiB dma-buf does DMA",
 		 kd->label)) {
 		diag("%s", errname(-ret));
 		return;
 	}
+	describe("pinned importer", &pin.imp);
 
-	/* Only the dma-buf and the importers keep the device's memory. */
+	/* Only the importer keeps the dma-buf and its mapping. */
+	munmap((void *)pin.dbmap, pin.size);
+	pin.dbmap = NULL;
+	close(pin.dbfd);
+	pin.dbfd = -1;
+	kdev_close(kd);
+
+	kmsg = kmsg_open();
+	pid = remove_in_background(kd->pci);
+	tap(kmsg_wait(kmsg, kd->pci, "removal waits", "kvmfr_edu", 10),
+	    "%s: removal logs that it waits for the pinned importer (kvmfr_edu)",
+	    kd->label);
+	removed = wait_child(pid, 0.5);
+	waits = removed == -ETIMEDOUT;
+	tap(waits, "%s: removal waits while the pinned importer has the dma-buf mapped",
+	    kd->label);
+
+	/* A new mapping meanwhile: static memory, filled with a background. */
+	pat_fill(other->map, bg, 0, size);
+	ret = import_range(&fresh, other, 0, size, 0);
+	if (!ret)
+		describe("new import meanwhile", &fresh.imp);
+	apart = !ret && (fresh.imp.dma_last < pin.imp.dma_first ||
+			 fresh.imp.dma_first > pin.imp.dma_last);
+	tap(apart, "%s: a new import of %s during the removal gets IOVAs apart from the pinned importer's",
+	    kd->label, other->label);
+
+	pat_fill(src, seed2, 0x3000, sizeof(src));
+	ret = buf_write(pin.efd, 0, sizeof(src), src);
+	ret = ret ?: edu_dma(pin.efd, 0x3000, sizeof(src), 0,
+			     KVMFR_EDU_FROM_EDU, NULL);
+	if (!tap(!ret, "%s: the pinned importer's DMA during the removal succeeds",
+		 kd->label))
+		diag("%s", errname(-ret));
+	bad = pat_check(other->map, bg, 0, size);
+	if (!tap(bad < 0, "%s: ... and does not reach %s's memory", kd->label,
+		 other->label))
+		diag("%s changed at byte %#lx", other->label, bad);
+	if (!ret)
+		release_range(&fresh);
+
+	close(pin.efd);
+	pin.efd = -1;
+	ret = waits ? wait_child(pid, 30) : removed;
+	if (!tap(!ret, "%s: removal completes once the pinned importer detaches",
+		 kd->label))
+		bail("removal of %s: %s", kd->pci, errname(-ret));
+	release_range(&pin);
+
+	if (kmsg >= 0)
+		close(kmsg);
+	rescan(kd);
+	bad = pat_check(kd->map + 0x2000, seed1, 0x2000, sizeof(src));
+	if (bad < 0)
+		bad = pat_check(kd->map + 0x3000, seed2, 0x3000, sizeof(src));
+	tap(bad < 0, "%s: the pinned importer's DMA before and during the removal is in the BAR",
+	    kd->label);
+}
+
+/*
+ * A dynamic importer with a fenced DMA queued: removal tells it to unmap
+ * (move_notify), waits for its fence, and returns only after the DMA is
+ * done. Then a vmap of the revoked dma-buf: no warning, no BAR.
+ */
+static void test_fenced_removal(struct kdev *kd)
+{
+	const u64 size = 0x100000, at = 0x5001, vat = 0x7000;
+	struct kvmfr_edu_async a = {
+		.offset = at, .len = BUF_SIZE, .dir = KVMFR_EDU_FROM_EDU,
+		.delay_ms = 1000,
+	};
+	struct kvmfr_edu_async_status st = { 0 };
+	struct dma_buf_sync sync = { DMA_BUF_SYNC_START | DMA_BUF_SYNC_RW };
+	struct kvmfr_edu_import imp;
+	u64 seed = next_seed(), bg = next_seed(), vseed = next_seed();
+	u64 bar_start = 0, bar_end = 0, t0, t1;
+	struct imported dyn;
+	u8 src[BUF_SIZE], page[4096];
+	char path[96];
+	bool zero;
+	int ret, other;
+	void *p;
+	long bad;
+
+	if (!tap(!bar2_of(kd->pci, &bar_start, &bar_end),
+		 "%s: BAR2 from sysfs", kd->label))
+		return;
+	diag("%s: BAR2 %#llx-%#llx", kd->label, bar_start, bar_end);
+	tap(kernel_maps_of(bar_start, bar_end) > 0,
+	    "%s: before removal /proc/vmallocinfo lists a kernel mapping of the BAR",
+	    kd->label);
+
+	ret = import_range(&dyn, kd, 0, size, 0);
+	pat_fill(kd->map + vat, bg, vat, 64);
+	pat_fill(src, seed, at, BUF_SIZE);
+	ret = ret ?: buf_write(dyn.efd, 0, BUF_SIZE, src);
+	ret = ret ?: xioctl(dyn.efd, KVMFR_EDU_DMA_ASYNC, &a);
+	if (!tap(!ret, "%s: a dynamic importer queues a fenced DMA that starts in 1 s",
+		 kd->label)) {
+		diag("%s", errname(-ret));
+		release_range(&dyn);
+		return;
+	}
 	munmap((void *)dyn.dbmap, dyn.size);
 	dyn.dbmap = NULL;
 	kdev_close(kd);
 
 	snprintf(path, sizeof(path), "/sys/bus/pci/devices/%s/remove", kd->pci);
+	t0 = now_ns();
 	ret = write_with_timeout(path, "1", 60);
-	if (!tap(!ret, "%s: removal with both importers attached completes",
+	t1 = now_ns();
+	if (!tap(!ret, "%s: removal with a fenced DMA queued completes",
 		 kd->label))
 		bail("removal of %s: %s", kd->pci, errname(-ret));
+	xioctl(dyn.efd, KVMFR_EDU_ASYNC_STATUS, &st);
+	if (!tap(st.done && !st.result && st.done_ns <= t1,
+		 "%s: removal returns only after the importer's fenced DMA is done",
+		 kd->label))
+		diag("DMA done %u, %s", st.done, errname(-st.result));
+	diag("removal took %.3f s; the DMA was done %.3f s before it returned",
+	     (t1 - t0) / 1e9, st.done ? ((double)t1 - st.done_ns) / 1e9 : 0);
 
-	expect_err(edu_dma(dyn.efd, 0x2000, sizeof(src), 0, KVMFR_EDU_FROM_EDU,
-			   NULL), ENODEV,
-		   "after removal: DMA by the dynamic importer (told by move_notify)");
+	expect_err(edu_dma(dyn.efd, 0x2000, 64, 0, KVMFR_EDU_FROM_EDU, NULL),
+		   ENODEV, "after removal: DMA by the dynamic importer (told by move_notify)");
 	expect_err(xioctl(dyn.efd, KVMFR_EDU_MAP, &imp), ENODEV,
 		   "after removal: the dynamic importer cannot map again");
-	expect_err(edu_xfer(dyn.efd, KVMFR_EDU_VMAP_READ, 0, sizeof(buf), buf),
-		   ENODEV, "after removal: vmap");
+
+	memset(page, 0xa5, sizeof(page));
+	ret = edu_xfer_flags(dyn.efd, KVMFR_EDU_VMAP_READ, 0x5000,
+			     sizeof(page), page, KVMFR_EDU_VMAP_NO_CPU_ACCESS);
+	zero = true;
+	for (size_t i = 0; i < sizeof(page); i++)
+		zero &= !page[i];
+	if (!tap(!ret && zero,
+		 "after removal: a vmap succeeds and reads zeros, not the BAR"))
+		diag("%s", errname(-ret));
+	pat_fill(src, vseed, vat, 64);
+	expect_err(edu_xfer_flags(dyn.efd, KVMFR_EDU_VMAP_WRITE, vat, 64, src,
+				  KVMFR_EDU_VMAP_NO_CPU_ACCESS), 0,
+		   "after removal: a write through a new vmap");
+	expect_err(edu_xfer_flags(dyn.efd, KVMFR_EDU_VMAP_READ, 0, 64, page,
+				  KVMFR_EDU_VMAP_FIRST), ENODEV,
+		   "after removal: vmap, then begin_cpu_access");
+	expect_err(edu_xfer(dyn.efd, KVMFR_EDU_VMAP_READ, 0, 64, page), ENODEV,
+		   "after removal: begin_cpu_access (before any vmap)");
+	tap(kernel_maps_of(bar_start, bar_end) == 0,
+	    "%s: after removal no kernel mapping of the BAR is left (/proc/vmallocinfo), its dma-buf still alive",
+	    kd->label);
 	expect_err(xioctl(dyn.dbfd, DMA_BUF_IOCTL_SYNC, &sync), ENODEV,
 		   "after removal: DMA_BUF_IOCTL_SYNC on the dma-buf");
 	p = mmap(NULL, 4096, PROT_READ, MAP_SHARED, dyn.dbfd, 0);
@@ -1038,30 +1391,120 @@ static void test_pci_remove(struct kdev *kd)
 	expect_err(edu_import(other, dyn.dbfd, 0, &imp), ENODEV,
 		   "after removal: a new importer cannot attach");
 	close(other);
-	expect_err(xioctl(stat_fd, KVMFR_EDU_RELEASE, NULL), 0,
-		   "after removal: the static importer releases");
 	expect_err(xioctl(dyn.efd, KVMFR_EDU_RELEASE, NULL), 0,
 		   "after removal: the dynamic importer releases");
-	close(stat_fd);
 	release_range(&dyn);
 
-	ret = write_str("/sys/bus/pci/rescan", "1");
-	if (!tap(!ret && wait_node(kd, 20) && !kdev_open(kd),
-		 "%s: rescan brings the device back", kd->label))
-		bail("%s did not come back: %s", kd->pci, errname(-ret));
-	diag("%s is /dev/%s again", kd->pci, kd->name);
+	rescan(kd);
+	bad = pat_check(kd->map + at, seed, at, BUF_SIZE);
+	if (!tap(bad < 0, "%s: the fenced DMA is in the BAR", kd->label))
+		diag("first difference at byte %ld", bad);
+	bad = pat_check(kd->map + vat, bg, vat, 64);
+	if (!tap(bad < 0, "%s: the vmap write after removal did not reach the BAR",
+		 kd->label))
+		diag("first difference at byte %ld", bad);
 
-	ret = import_range(&dyn, kd, 0, 0x100000, 0);
+	ret = import_range(&dyn, kd, 0, size, 0);
 	seed = next_seed();
-	pat_fill(src, seed, 0x3000, sizeof(src));
-	ret = ret ?: buf_write(dyn.efd, 0, sizeof(src), src);
-	ret = ret ?: edu_dma(dyn.efd, 0x3000, sizeof(src), 0,
-			     KVMFR_EDU_FROM_EDU, NULL);
-	bad = ret ? -1 : pat_check(kd->map + 0x3000, seed, 0x3000, sizeof(src));
+	pat_fill(src, seed, 0x3000, 64);
+	ret = ret ?: buf_write(dyn.efd, 0, 64, src);
+	ret = ret ?: edu_dma(dyn.efd, 0x3000, 64, 0, KVMFR_EDU_FROM_EDU, NULL);
+	bad = ret ? -1 : pat_check(kd->map + 0x3000, seed, 0x3000, 64);
 	if (!tap(!ret && bad < 0, "%s: after rescan a new import does DMA",
 		 kd->label))
 		diag("%s", errname(-ret));
 	release_range(&dyn);
+}
+
+/* A vmap kept by a kernel importer holds the BAR like a pinned mapping. */
+static void test_vmap_held_removal(struct kdev *kd)
+{
+	struct imported im;
+	int ret, kmsg, removed;
+	bool waits;
+	pid_t pid;
+
+	ret = import_range(&im, kd, 0, 0x10000, 0);
+	ret = ret ?: xioctl(im.efd, KVMFR_EDU_VMAP_HOLD, NULL);
+	if (!tap(!ret, "%s: a dynamic importer keeps a vmap of its dma-buf",
+		 kd->label)) {
+		diag("%s", errname(-ret));
+		release_range(&im);
+		return;
+	}
+	expect_err(xioctl(im.efd, KVMFR_EDU_VMAP_HOLD, NULL), EBUSY,
+		   "a second held vmap on the same file");
+	munmap((void *)im.dbmap, im.size);
+	im.dbmap = NULL;
+	kdev_close(kd);
+
+	kmsg = kmsg_open();
+	pid = remove_in_background(kd->pci);
+	tap(kmsg_wait(kmsg, kd->pci, "removal waits", "a vmap", 10),
+	    "%s: removal logs that it waits for a vmap", kd->label);
+	removed = wait_child(pid, 0.5);
+	waits = removed == -ETIMEDOUT;
+	tap(waits, "%s: removal waits while the vmap is held", kd->label);
+	expect_err(xioctl(im.efd, KVMFR_EDU_VMAP_DROP, NULL), 0,
+		   "the importer drops its vmap");
+	ret = waits ? wait_child(pid, 30) : removed;
+	if (!tap(!ret, "%s: removal completes once the vmap is dropped",
+		 kd->label))
+		bail("removal of %s: %s", kd->pci, errname(-ret));
+	expect_err(xioctl(im.efd, KVMFR_EDU_VMAP_DROP, NULL), EINVAL,
+		   "dropping a vmap that is not held");
+	if (kmsg >= 0)
+		close(kmsg);
+	release_range(&im);
+	rescan(kd);
+}
+
+/*
+ * More importers of one page than the DMA API debug code tracks (8 mappings
+ * of a cache line; one more is a warning, a panic with panic_on_warn).
+ */
+#define OVERLAP_IMPORTERS 10
+
+static void test_overlapping_importers(struct kdev *kd)
+{
+	const u64 off = 0x80000, size = 0x10000;
+	struct kvmfr_edu_import imp;
+	int efd[OVERLAP_IMPORTERS], dbfd, ret = 0, i, n = 0, good = 0;
+	u8 got[64];
+	u64 seed = next_seed();
+
+	dbfd = dmabuf_create(kd, off, size);
+	if (dbfd < 0)
+		bail("%s: cannot create a dma-buf: %s", kd->label,
+		     errname(-dbfd));
+	for (i = 0; i < OVERLAP_IMPORTERS; i++) {
+		efd[i] = edu_open();
+		ret = ret ?: edu_import(efd[i], dbfd,
+					i & 1 ? KVMFR_EDU_IMPORT_STATIC : 0,
+					&imp);
+		n += !ret;
+	}
+	if (!tap(n == OVERLAP_IMPORTERS,
+		 "%s: %d importers (half dynamic, half static) of one dma-buf mapped at once",
+		 kd->label, OVERLAP_IMPORTERS))
+		diag("%d mapped, then %s", n, errname(-ret));
+	for (i = 0; i < n; i++) {
+		u64 at = 0x100 + 64 * (u64)i;
+
+		pat_fill(kd->map + off + at, seed, at, sizeof(got));
+		ret = edu_dma(efd[i], at, sizeof(got), 0, KVMFR_EDU_TO_EDU,
+			      NULL);
+		ret = ret ?: edu_xfer(efd[i], KVMFR_EDU_BUF_READ, 0,
+				      sizeof(got), got);
+		good += !ret && pat_check(got, seed, at, sizeof(got)) < 0;
+		if (!ret)
+			memcpy(shadow, got, sizeof(got));
+	}
+	tap(n && good == n, "%s: each of them reads its part of the dma-buf by DMA",
+	    kd->label);
+	for (i = 0; i < OVERLAP_IMPORTERS; i++)
+		close(efd[i]);
+	close(dbfd);
 }
 
 /* ------------------------------------------------------------- main */
@@ -1168,6 +1611,13 @@ int main(int argc, char **argv)
 		diag("%s: /dev/%s, %llu MiB", devs[i].label,
 		     devs[i].name, devs[i].size >> 20);
 		if (devs[i].pci[0]) {
+			u64 start, end;
+
+			if (!bar2_of(devs[i].pci, &start, &end)) {
+				diag("%s: BAR2 %#llx-%#llx", devs[i].label,
+				     start, end);
+				show_memtypes(start, end);
+			}
 			first_pci = first_pci ?: &devs[i];
 			last_pci = &devs[i];
 		} else {
@@ -1185,12 +1635,23 @@ int main(int argc, char **argv)
 		test_many_importers(first_static, first_pci);
 	else
 		tap_skip("needs a static and a PCI device", "4 importers at once");
+	if (first_pci)
+		test_overlapping_importers(first_pci);
+	else
+		tap_skip("no PCI device", "10 importers of one page");
 	test_importer_holds_dmabuf(&devs[0]);
 	test_cycles(first_static ?: &devs[0]);
-	if (last_pci)
-		test_pci_remove(last_pci);
+	if (last_pci && first_static)
+		test_pinned_removal(last_pci, first_static);
 	else
-		tap_skip("no PCI device", "importers survive PCI removal");
+		tap_skip("needs a static and a PCI device",
+			 "a pinned importer holds the BAR through removal");
+	if (last_pci) {
+		test_fenced_removal(last_pci);
+		test_vmap_held_removal(last_pci);
+	} else {
+		tap_skip("no PCI device", "removal waits for fenced DMA");
+	}
 
 	for (i = 0; i < ndevs; i++)
 		kdev_close(&devs[i]);

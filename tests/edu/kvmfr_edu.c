@@ -40,6 +40,7 @@
 
 #include <linux/compat.h>
 #include <linux/dma-buf.h>
+#include <linux/dma-fence.h>
 #include <linux/dma-mapping.h>
 #include <linux/dma-resv.h>
 #include <linux/fs.h>
@@ -53,7 +54,9 @@
 #include <linux/pci.h>
 #include <linux/scatterlist.h>
 #include <linux/slab.h>
+#include <linux/timekeeping.h>
 #include <linux/uaccess.h>
+#include <linux/workqueue.h>
 
 #include "kvmfr_edu_config.h"
 #include "kvmfr_edu.h"
@@ -134,6 +137,7 @@ MODULE_IMPORT_NS("DMA_BUF");
 #define EDU_POLL_US		2000
 #define EDU_TIMEOUT_US		(5 * USEC_PER_SEC)
 #define EDU_FENCE_TIMEOUT	(5 * HZ)
+#define EDU_ASYNC_MAX_DELAY_MS	10000
 
 static bool corrupt_dma;
 module_param(corrupt_dma, bool, 0644);
@@ -168,6 +172,27 @@ struct kvmfr_edu_file {
 	struct sg_table *sgt;
 	bool moved;
 	unsigned int moves;
+
+	/*
+	 * One asynchronous DMA at a time (dynamic attachments only): the work
+	 * runs it on async_sgt, signals async_fence (in the reservation
+	 * object), then unmaps async_sgt if move_notify dropped it meanwhile.
+	 */
+	struct delayed_work async_work;
+	struct kvmfr_edu_async async;
+	struct sg_table *async_sgt;
+	struct dma_fence *async_fence;
+	spinlock_t fence_lock;
+	u64 fence_context;
+	u64 fence_seqno;
+	bool async_queued;
+	bool async_done;	/* release/acquire: the fields below are set */
+	/* VMAP_HOLD's mapping, protected by lock */
+	bool vmap_held;
+	struct iosys_map held_map;
+	int async_result;
+	u32 async_transfers;
+	u64 async_done_ns;
 };
 
 /* Only one edu device is driven; a second one is left alone. */
@@ -286,10 +311,10 @@ static void edu_move_notify(struct dma_buf_attachment *attach)
 
 	dma_resv_assert_held(attach->dmabuf->resv);
 
-	if (f->sgt) {
+	/* A queued DMA still uses its mapping: the work unmaps it after. */
+	if (f->sgt && f->sgt != f->async_sgt)
 		dma_buf_unmap_attachment(attach, f->sgt, DMA_BIDIRECTIONAL);
-		f->sgt = NULL;
-	}
+	f->sgt = NULL;
 	f->moved = true;
 	f->moves++;
 }
@@ -347,6 +372,8 @@ static int edu_attach(struct kvmfr_edu_file *f)
 static void edu_unmap(struct kvmfr_edu_file *f)
 {
 	if (f->dynamic) {
+		/* No queued DMA may outlive the mapping it uses. */
+		flush_delayed_work(&f->async_work);
 		dma_resv_lock(f->dmabuf->resv, NULL);
 		if (f->sgt)
 			dma_buf_unmap_attachment(f->attach, f->sgt,
@@ -460,10 +487,39 @@ static void edu_describe(struct kvmfr_edu_file *f, struct kvmfr_edu_import *r)
 	}
 }
 
+static int edu_vmap(struct dma_buf *dmabuf, struct iosys_map *map);
+static void edu_vunmap(struct dma_buf *dmabuf, struct iosys_map *map);
+
+/* A vmap kept across calls, as a kernel importer scanning out would. */
+static int edu_ioc_vmap_hold(struct kvmfr_edu_file *f)
+{
+	int ret;
+
+	if (!f->dmabuf)
+		return -EINVAL;
+	if (f->vmap_held)
+		return -EBUSY;
+	ret = edu_vmap(f->dmabuf, &f->held_map);
+	if (!ret)
+		f->vmap_held = true;
+	return ret;
+}
+
+static int edu_ioc_vmap_drop(struct kvmfr_edu_file *f)
+{
+	if (!f->vmap_held)
+		return -EINVAL;
+	edu_vunmap(f->dmabuf, &f->held_map);
+	f->vmap_held = false;
+	return 0;
+}
+
 static void edu_release_import(struct kvmfr_edu_file *f)
 {
 	if (!f->dmabuf)
 		return;
+	edu_ioc_vmap_drop(f);
+	flush_delayed_work(&f->async_work);
 	if (f->attach)
 		edu_detach(f);
 	dma_buf_put(f->dmabuf);
@@ -547,6 +603,119 @@ static int edu_ioc_dma(struct kvmfr_edu_file *f, struct kvmfr_edu_dma *d)
 			  d->dir == KVMFR_EDU_FROM_EDU, &d->transfers);
 	edu_unlock_mapping(f);
 	return ret;
+}
+
+/* ------------------------------------------------------------------------
+ * Asynchronous DMA with a fence (dynamic importers)
+ */
+
+static const char *edu_fence_driver_name(struct dma_fence *fence)
+{
+	return KBUILD_MODNAME;
+}
+
+static const char *edu_fence_timeline_name(struct dma_fence *fence)
+{
+	return "edu-async";
+}
+
+static const struct dma_fence_ops edu_fence_ops = {
+	.get_driver_name = edu_fence_driver_name,
+	.get_timeline_name = edu_fence_timeline_name,
+};
+
+static void edu_async_work(struct work_struct *work)
+{
+	struct kvmfr_edu_file *f = container_of(to_delayed_work(work),
+						struct kvmfr_edu_file,
+						async_work);
+	const struct kvmfr_edu_async *a = &f->async;
+	u32 transfers = 0;
+	int ret;
+
+	ret = edu_dma_sgt(f->edu, f->async_sgt, a->offset, a->len, a->buf_off,
+			  a->dir == KVMFR_EDU_FROM_EDU, &transfers);
+	f->async_result = ret;
+	f->async_transfers = transfers;
+	f->async_done_ns = ktime_get_ns();
+	smp_store_release(&f->async_done, true);
+
+	/* The exporter may free the memory once this is signalled. */
+	dma_fence_signal(f->async_fence);
+	dma_fence_put(f->async_fence);
+	f->async_fence = NULL;
+
+	dma_resv_lock(f->dmabuf->resv, NULL);
+	if (f->async_sgt != f->sgt)
+		dma_buf_unmap_attachment(f->attach, f->async_sgt,
+					 DMA_BIDIRECTIONAL);
+	f->async_sgt = NULL;
+	dma_resv_unlock(f->dmabuf->resv);
+}
+
+static int edu_ioc_dma_async(struct kvmfr_edu_file *f,
+			     const struct kvmfr_edu_async *a)
+{
+	struct dma_resv *resv;
+	struct dma_fence *fence;
+	int ret;
+
+	if (a->dir != KVMFR_EDU_TO_EDU && a->dir != KVMFR_EDU_FROM_EDU)
+		return -EINVAL;
+	if (!a->len || a->len > KVMFR_EDU_BUF_SIZE ||
+	    a->buf_off > KVMFR_EDU_BUF_SIZE - a->len)
+		return -EINVAL;
+	if (a->delay_ms > EDU_ASYNC_MAX_DELAY_MS)
+		return -EINVAL;
+	if (!f->dmabuf || !f->dynamic)
+		return -EINVAL;
+	if (a->offset > f->dmabuf->size || a->len > f->dmabuf->size - a->offset)
+		return -EINVAL;
+
+	flush_delayed_work(&f->async_work);
+
+	fence = kzalloc(sizeof(*fence), GFP_KERNEL);
+	if (!fence)
+		return -ENOMEM;
+
+	ret = edu_lock_mapping(f);
+	if (ret)
+		goto free_fence;
+	resv = f->dmabuf->resv;
+	ret = dma_resv_reserve_fences(resv, 1);
+	if (ret) {
+		edu_unlock_mapping(f);
+		goto free_fence;
+	}
+	dma_fence_init(fence, &edu_fence_ops, &f->fence_lock, f->fence_context,
+		       ++f->fence_seqno);
+	dma_resv_add_fence(resv, fence, DMA_RESV_USAGE_WRITE);
+	f->async_fence = fence;	/* the work's reference */
+	f->async_sgt = f->sgt;
+	f->async = *a;
+	f->async_queued = true;
+	f->async_done = false;
+	edu_unlock_mapping(f);
+
+	queue_delayed_work(system_unbound_wq, &f->async_work,
+			   msecs_to_jiffies(a->delay_ms));
+	return 0;
+
+free_fence:
+	kfree(fence);
+	return ret;
+}
+
+static void edu_ioc_async_status(struct kvmfr_edu_file *f,
+				 struct kvmfr_edu_async_status *st)
+{
+	st->queued = f->async_queued;
+	st->done = smp_load_acquire(&f->async_done);
+	if (st->done) {
+		st->result = f->async_result;
+		st->transfers = f->async_transfers;
+		st->done_ns = f->async_done_ns;
+	}
 }
 
 /* The edu buffer from and to user memory, through the bounce buffer. */
@@ -633,18 +802,27 @@ static void edu_vunmap(struct dma_buf *dmabuf, struct iosys_map *map)
 #endif
 }
 
-/* The dma-buf from and to user memory through its kernel mapping. */
+/*
+ * The dma-buf from and to user memory through its kernel mapping: by
+ * default vmap inside begin/end_cpu_access; KVMFR_EDU_VMAP_FIRST vmaps
+ * before begin_cpu_access, KVMFR_EDU_VMAP_NO_CPU_ACCESS does no CPU access
+ * calls at all.
+ */
 static int edu_ioc_vmap(struct kvmfr_edu_file *f,
 			const struct kvmfr_edu_xfer *x, bool write)
 {
 	enum dma_data_direction dir = write ? DMA_TO_DEVICE : DMA_FROM_DEVICE;
 	void __user *uptr = u64_to_user_ptr(x->ptr);
+	bool first = x->flags & KVMFR_EDU_VMAP_FIRST;
+	bool access = !(x->flags & KVMFR_EDU_VMAP_NO_CPU_ACCESS);
 	struct iosys_map map;
 	size_t done, n;
 	void *tmp;
-	int ret, ret2;
+	int ret = 0, ret2;
 
-	if (x->flags || !x->len)
+	if (x->flags & ~(KVMFR_EDU_VMAP_FIRST | KVMFR_EDU_VMAP_NO_CPU_ACCESS))
+		return -EINVAL;
+	if (!x->len)
 		return -EINVAL;
 	if (!f->dmabuf)
 		return -EINVAL;
@@ -655,12 +833,21 @@ static int edu_ioc_vmap(struct kvmfr_edu_file *f,
 	if (!tmp)
 		return -ENOMEM;
 
-	ret = dma_buf_begin_cpu_access(f->dmabuf, dir);
-	if (ret)
-		goto free;
-	ret = edu_vmap(f->dmabuf, &map);
-	if (ret)
-		goto end_access;
+	if (first) {
+		ret = edu_vmap(f->dmabuf, &map);
+		if (ret)
+			goto free;
+	}
+	if (access) {
+		ret = dma_buf_begin_cpu_access(f->dmabuf, dir);
+		if (ret)
+			goto vunmap;
+	}
+	if (!first) {
+		ret = edu_vmap(f->dmabuf, &map);
+		if (ret)
+			goto end_access;
+	}
 
 	for (done = 0; done < x->len; done += n) {
 		n = min_t(size_t, x->len - done, PAGE_SIZE);
@@ -680,11 +867,17 @@ static int edu_ioc_vmap(struct kvmfr_edu_file *f,
 		cond_resched();
 	}
 
-	edu_vunmap(f->dmabuf, &map);
+	if (!first)
+		edu_vunmap(f->dmabuf, &map);
 end_access:
-	ret2 = dma_buf_end_cpu_access(f->dmabuf, dir);
-	if (!ret)
-		ret = ret2;
+	if (access) {
+		ret2 = dma_buf_end_cpu_access(f->dmabuf, dir);
+		if (!ret)
+			ret = ret2;
+	}
+vunmap:
+	if (first)
+		edu_vunmap(f->dmabuf, &map);
 free:
 	kfree(tmp);
 	return ret;
@@ -710,6 +903,8 @@ static long edu_ioctl(struct file *filp, unsigned int cmd, unsigned long arg)
 		struct kvmfr_edu_dma dma;
 		struct kvmfr_edu_xfer xfer;
 		struct kvmfr_edu_info info;
+		struct kvmfr_edu_async async;
+		struct kvmfr_edu_async_status status;
 	} u;
 	unsigned int size = _IOC_SIZE(cmd);
 	long ret;
@@ -721,6 +916,7 @@ static long edu_ioctl(struct file *filp, unsigned int cmd, unsigned long arg)
 	case KVMFR_EDU_BUF_WRITE:
 	case KVMFR_EDU_VMAP_READ:
 	case KVMFR_EDU_VMAP_WRITE:
+	case KVMFR_EDU_DMA_ASYNC:
 		if (copy_from_user(&u, uarg, size))
 			return -EFAULT;
 		break;
@@ -728,6 +924,9 @@ static long edu_ioctl(struct file *filp, unsigned int cmd, unsigned long arg)
 	case KVMFR_EDU_UNMAP:
 	case KVMFR_EDU_MAP:
 	case KVMFR_EDU_INFO:
+	case KVMFR_EDU_ASYNC_STATUS:
+	case KVMFR_EDU_VMAP_HOLD:
+	case KVMFR_EDU_VMAP_DROP:
 		memset(&u, 0, sizeof(u));
 		break;
 	default:
@@ -760,6 +959,19 @@ static long edu_ioctl(struct file *filp, unsigned int cmd, unsigned long arg)
 	case KVMFR_EDU_VMAP_WRITE:
 		ret = edu_ioc_vmap(f, &u.xfer, cmd == KVMFR_EDU_VMAP_WRITE);
 		break;
+	case KVMFR_EDU_DMA_ASYNC:
+		ret = edu_ioc_dma_async(f, &u.async);
+		break;
+	case KVMFR_EDU_ASYNC_STATUS:
+		edu_ioc_async_status(f, &u.status);
+		ret = 0;
+		break;
+	case KVMFR_EDU_VMAP_HOLD:
+		ret = edu_ioc_vmap_hold(f);
+		break;
+	case KVMFR_EDU_VMAP_DROP:
+		ret = edu_ioc_vmap_drop(f);
+		break;
 	default:	/* KVMFR_EDU_INFO */
 		edu_ioc_info(f->edu, &u.info);
 		ret = 0;
@@ -784,6 +996,9 @@ static int edu_open(struct inode *inode, struct file *filp)
 	if (!f)
 		return -ENOMEM;
 	mutex_init(&f->lock);
+	INIT_DELAYED_WORK(&f->async_work, edu_async_work);
+	spin_lock_init(&f->fence_lock);
+	f->fence_context = dma_fence_context_alloc(1);
 	kref_get(&edu->ref);
 	f->edu = edu;
 	filp->private_data = f;
@@ -795,6 +1010,7 @@ static int edu_release(struct inode *inode, struct file *filp)
 	struct kvmfr_edu_file *f = filp->private_data;
 
 	edu_release_import(f);
+	flush_delayed_work(&f->async_work);
 	mutex_destroy(&f->lock);
 	kref_put(&f->edu->ref, edu_free);
 	kfree(f);

@@ -79,13 +79,49 @@ struct kvmfr_edu_dma {
  * @ptr:    in: user buffer
  * @offset: in: offset in the edu buffer (BUF_*) or in the dma-buf (VMAP_*)
  * @len:    in: bytes to copy; 1 to BUF_SIZE for BUF_*, any for VMAP_*
- * @flags:  in: must be 0
+ * @flags:  in: 0 for BUF_*; KVMFR_EDU_VMAP_* for VMAP_*
  */
 struct kvmfr_edu_xfer {
 	__u64 ptr;
 	__u64 offset;
 	__u32 len;
 	__u32 flags;
+};
+
+/* flags of KVMFR_EDU_VMAP_READ/WRITE */
+#define KVMFR_EDU_VMAP_FIRST		0x1	/* vmap, then begin_cpu_access */
+#define KVMFR_EDU_VMAP_NO_CPU_ACCESS	0x2	/* vmap only, no CPU access bracket */
+
+/**
+ * struct kvmfr_edu_async - argument of KVMFR_EDU_DMA_ASYNC
+ * @offset:   in: offset in the dma-buf, any alignment
+ * @len:      in: bytes to move, 1 to KVMFR_EDU_BUF_SIZE
+ * @buf_off:  in: offset in the edu buffer; buf_off + len <= BUF_SIZE
+ * @dir:      in: KVMFR_EDU_TO_EDU or KVMFR_EDU_FROM_EDU
+ * @delay_ms: in: time before the transfer starts, at most 10000
+ */
+struct kvmfr_edu_async {
+	__u64 offset;
+	__u32 len;
+	__u32 buf_off;
+	__u32 dir;
+	__u32 delay_ms;
+};
+
+/**
+ * struct kvmfr_edu_async_status - argument of KVMFR_EDU_ASYNC_STATUS
+ * @queued:    out: 1 if an asynchronous DMA was queued on this file
+ * @done:      out: 1 once it finished (and its fence was signalled)
+ * @result:    out: 0 or the -errno of the transfer, once done
+ * @transfers: out: edu transfers used, once done
+ * @done_ns:   out: CLOCK_MONOTONIC time at which the transfer finished
+ */
+struct kvmfr_edu_async_status {
+	__u32 queued;
+	__u32 done;
+	__s32 result;
+	__u32 transfers;
+	__u64 done_ns;
 };
 
 /**
@@ -123,5 +159,19 @@ struct kvmfr_edu_info {
 #define KVMFR_EDU_VMAP_WRITE	_IOW(KVMFR_EDU_IOC, 0x09, struct kvmfr_edu_xfer)
 /* properties of the edu device's DMA setup */
 #define KVMFR_EDU_INFO		_IOR(KVMFR_EDU_IOC, 0x0a, struct kvmfr_edu_info)
+/*
+ * Dynamic importers only: queue one DMA that starts after delay_ms, with a
+ * fence in the dma-buf's reservation object (usage WRITE) signalled when it
+ * is done; returns at once. One at a time per file (a new one waits for the
+ * previous). A move_notify meanwhile does not cut it short: the importer
+ * unmaps that mapping only after the DMA.
+ */
+#define KVMFR_EDU_DMA_ASYNC	_IOW(KVMFR_EDU_IOC, 0x0b, struct kvmfr_edu_async)
+/* the state of the last KVMFR_EDU_DMA_ASYNC of this file */
+#define KVMFR_EDU_ASYNC_STATUS	_IOR(KVMFR_EDU_IOC, 0x0c, struct kvmfr_edu_async_status)
+/* dma_buf_vmap() the imported dma-buf and keep it (EBUSY if already held) */
+#define KVMFR_EDU_VMAP_HOLD	_IO(KVMFR_EDU_IOC, 0x0d)
+/* dma_buf_vunmap() what VMAP_HOLD mapped (EINVAL if nothing); also on release */
+#define KVMFR_EDU_VMAP_DROP	_IO(KVMFR_EDU_IOC, 0x0e)
 
 #endif
