@@ -549,13 +549,19 @@ static void kvmfr_dev_revoke(struct kvmfr_dev *kdev)
 
 /*
  * Wait up to @timeout jiffies for every fence of @resv, the importers' work
- * included: > 0 once all are signalled, 0 on timeout. (Kernels before 5.19
- * spell this dma_resv_wait_timeout(resv, true, false, timeout).)
+ * included: > 0 once all are signalled, 0 on timeout.
  */
 static long kvmfr_resv_wait_idle(struct dma_resv *resv, unsigned long timeout)
 {
+#if defined(KVMFR_HAVE_DMA_RESV_USAGE)
 	return dma_resv_wait_timeout(resv, DMA_RESV_USAGE_BOOKKEEP, false,
 				     timeout);
+#elif defined(KVMFR_HAVE_DMA_RESV_WAIT_TIMEOUT)
+	/* before 5.19: "true" is every fence, shared and exclusive */
+	return dma_resv_wait_timeout(resv, true, false, timeout);
+#else
+	return dma_resv_wait_timeout_rcu(resv, true, false, timeout);
+#endif
 }
 
 #define KVMFR_WAIT_SLICE (HZ / 10)
@@ -1581,4 +1587,4 @@ module_exit(kvmfr_exit);
 
 MODULE_DESCRIPTION("Shared framebuffer devices (RAM and IVSHMEM) for VMs");
 MODULE_LICENSE("GPL");
-MODULE_VERSION("0.1.0");
+MODULE_VERSION(KVMFR_VERSION);

@@ -66,6 +66,22 @@
  * class: waiting for DMA_RESV_USAGE_READ is waiting for all fences. The
  * function was dma_resv_wait_timeout_rcu() before 5.14.
  */
+/* A write fence: before 5.19 the exclusive fence, which needs no slot. */
+static int edu_resv_add_write_fence(struct dma_resv *resv,
+				    struct dma_fence *fence)
+{
+#ifdef KVMFR_EDU_HAVE_DMA_RESV_USAGE
+	int ret = dma_resv_reserve_fences(resv, 1);
+
+	if (ret)
+		return ret;
+	dma_resv_add_fence(resv, fence, DMA_RESV_USAGE_WRITE);
+#else
+	dma_resv_add_excl_fence(resv, fence);
+#endif
+	return 0;
+}
+
 #ifndef KVMFR_EDU_HAVE_DMA_RESV_USAGE
 #define DMA_RESV_USAGE_READ true
 #ifndef KVMFR_EDU_HAVE_DMA_RESV_WAIT_TIMEOUT
@@ -682,14 +698,14 @@ static int edu_ioc_dma_async(struct kvmfr_edu_file *f,
 	if (ret)
 		goto free_fence;
 	resv = f->dmabuf->resv;
-	ret = dma_resv_reserve_fences(resv, 1);
-	if (ret) {
-		edu_unlock_mapping(f);
-		goto free_fence;
-	}
 	dma_fence_init(fence, &edu_fence_ops, &f->fence_lock, f->fence_context,
 		       ++f->fence_seqno);
-	dma_resv_add_fence(resv, fence, DMA_RESV_USAGE_WRITE);
+	ret = edu_resv_add_write_fence(resv, fence);
+	if (ret) {
+		edu_unlock_mapping(f);
+		dma_fence_put(fence);
+		return ret;
+	}
 	f->async_fence = fence;	/* the work's reference */
 	f->async_sgt = f->sgt;
 	f->async = *a;
