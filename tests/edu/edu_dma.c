@@ -107,7 +107,7 @@ static int tap_end(void)
 /* errno name for messages, numbers for the rare ones */
 static const char *errname(int e)
 {
-	static char buf[16];
+	static char buf[24]; /* "errno " and any int */
 
 	switch (e) {
 	case 0: return "success";
