@@ -3,6 +3,10 @@
 # sizes), exported for boot-guest.sh and mkinitramfs.sh.
 # shellcheck shell=bash
 #
+# SERIES            a Debian series (6.1, 6.12, ...), the debug kernel's two
+#                   guests (debug, debug-unplug), or SERIES-swiotlb: that
+#                   series without IOMMU, all DMA bounced (swiotlb=force)
+#
 # GUEST_PLAN        what the guest runs (tests/guest-init/init): "suite"
 #                   (tests/guest), "hardening" (hardening.list), "unplug"
 #                   (unplug cycles, QMP hot-unplug), "edu" (edu DMA)
@@ -96,13 +100,33 @@ debug | debug-unplug)
 	GUEST_MEM=1024
 	GUEST_IOMMU=1
 	GUEST_EDU=1
-	GUEST_CMDLINE=
+	# Debian's kernels zero every page allocation (INIT_ON_ALLOC_DEFAULT_ON):
+	# off, kvmfr's own zeroing of static memory is what rmmod's zero-fill
+	# test sees (the debug kernel has it off already)
+	GUEST_CMDLINE="init_on_alloc=0"
 	GUEST_IVSHMEM="0:8:04 1:32:05"
 	GUEST_HOTPLUG=0
 	# about 65 s here; bounds as for the debug guests, in proportion
 	GUEST_BOOT_TIMEOUT=${KVMFR_BOOT_TIMEOUT:-3600}
 	fuzz_seconds=10 unplug_cycles=100
 	hardening_timeout=1800 test_timeout=600
+	case $series in
+	*-swiotlb)
+		# "6.12-swiotlb": the bounce-buffer path of the DMA API. No
+		# IOMMU, every DMA mapping bounced (swiotlb=force): only
+		# kvmfr's dma_sync_* calls make an importer's DMA and the
+		# CPU see each other's data (the SYNC tests with an importer
+		# in tests/guest, tests/edu's edu_dma). The edu device
+		# addresses 28 bits, so the bounce pool must lie below
+		# 256 MiB: 256 MiB of RAM, of which the pool takes its default
+		# 64 MiB (edu_dma maps a whole 32 MiB device at once). No
+		# unplug cycles or fuzzing.
+		GUEST_PLAN="suite edu"
+		GUEST_MEM=256
+		GUEST_IOMMU=0
+		GUEST_CMDLINE="init_on_alloc=0 swiotlb=force"
+		;;
+	esac
 	;;
 esac
 

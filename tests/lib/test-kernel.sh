@@ -26,7 +26,8 @@ if [ $debug = 1 ]; then
 	fetch=("$here/fetch-debug-kernel.sh" "$dir/kernel.env")
 	what="debug kernel (tests/debug-kernel/build.sh)"
 else
-	fetch=("$here/fetch-kernel.sh" "$series" "$dir/kernel.env")
+	# (SERIES-swiotlb: the same kernel, another guest profile.sh)
+	fetch=("$here/fetch-kernel.sh" "${series%-swiotlb}" "$dir/kernel.env")
 	what="Debian kernel packages"
 fi
 if ! LOG=$dir/fetch.log "${fetch[@]}" 2>>"$dir/fetch.log"; then
