@@ -3,8 +3,10 @@
  * PCI removal cycles under load. Worker processes keep a device fd, a whole
  * device mapping, a dma-buf fd and its mapping alive on an IVSHMEM device,
  * touch them in bursts and drop their PTEs now and then so that they fault
- * again; worker 0 also keeps its dma-buf attached to tests/edu's importer
- * (when loaded) and maps it for DMA again and again. Meanwhile this process
+ * again, and read them as other processes would (/proc/self/mem,
+ * process_vm_readv: what was written, or an error once revoked); worker 0
+ * also keeps its dma-buf attached to tests/edu's importer (when loaded) and
+ * maps it for DMA again and again. Meanwhile this process
  * removes and rescans the PCI function (and unbinds and binds the driver)
  * over and over, each cycle once every worker is back on the device. A
  * worker that finds its memory revoked must see SIGBUS on its mappings and
@@ -35,6 +37,7 @@
 #include "../guest/kvmfr_test.h"
 #include "../edu/kvmfr_edu.h"
 
+#include <sys/uio.h>
 #include <sys/wait.h>
 #include <time.h>
 
@@ -67,6 +70,7 @@
 struct worker_stats {
 	unsigned long touches, faults, revoked, reopened, wrong;
 	unsigned long imports, importer_revoked;
+	unsigned long outside, outside_refused;
 };
 
 /* Shared by the cycling process and its workers (MAP_SHARED anonymous). */
@@ -121,6 +125,44 @@ static void importer_remap(int edu, struct worker_stats *st)
 		st->wrong++;
 }
 
+static void outside_result(ssize_t r, uint64_t x, uint64_t want,
+			   struct worker_stats *st)
+{
+	if (r == sizeof(x)) {
+		st->outside++;
+		if (x != want)
+			st->wrong++;
+	} else if (r < 0 && (errno == EIO || errno == EFAULT)) {
+		st->outside_refused++;
+	} else {
+		st->wrong++;
+	}
+}
+
+/*
+ * Read a word of our own mapping as a debugger or another process would:
+ * /proc/self/mem and process_vm_readv, the kernel faulting the page in
+ * itself (its PTE was just dropped). While the device is there they read
+ * what was written; once it is revoked they fail (EIO, EFAULT), racing the
+ * removal, and never read anything else.
+ */
+static void outside_reads(int memfd, uint8_t *addr, uint64_t want,
+			  struct worker_stats *st)
+{
+	struct iovec local, remote = { addr, sizeof(want) };
+	uint64_t x = ~want;
+	ssize_t r;
+
+	madvise((void *)((uintptr_t)addr & ~(kt_page - 1)), kt_page,
+		MADV_DONTNEED);
+	r = pread(memfd, &x, sizeof(x), (off_t)(uintptr_t)addr);
+	outside_result(r, x, want, st);
+	x = ~want;
+	local = (struct iovec){ &x, sizeof(x) };
+	r = process_vm_readv(getpid(), &local, 1, &remote, 1, 0);
+	outside_result(r, x, want, st);
+}
+
 /*
  * One worker, on its own pages of the device: reports through its exit
  * status and a stats pipe. Worker 0 also keeps the dma-buf attached to an
@@ -131,7 +173,7 @@ static void worker(struct kvmfr_dev *d, int id, int out, struct control *ctl)
 	/* Static: they live across siglongjmp (one worker per process). */
 	static struct worker_stats st;
 	static uint8_t *dev_map, *buf_map;
-	static int fd = -1, buf = -1, edu = -1;
+	static int fd = -1, buf = -1, edu = -1, memfd = -1;
 	static unsigned long bursts;
 	size_t buf_len = 4 * kt_page, first = (1 + 4 * id) * kt_page;
 	struct sigaction sa;
@@ -143,6 +185,7 @@ static void worker(struct kvmfr_dev *d, int id, int out, struct control *ctl)
 	sigaction(SIGBUS, &sa, NULL);
 	if (id == 0)
 		edu = open("/dev/kvmfr_edu", O_RDWR | O_CLOEXEC);
+	memfd = open("/proc/self/mem", O_RDONLY | O_CLOEXEC);
 
 	while (!ctl->stop) {
 		if (fd < 0) {
@@ -192,6 +235,12 @@ static void worker(struct kvmfr_dev *d, int id, int out, struct control *ctl)
 				if (*(volatile uint64_t *)(dev_map + first + at) != v)
 					st.wrong++;
 				st.touches++;
+			}
+			if (bursts % REFAULT_EVERY == 2 && memfd >= 0) {
+				at = (at + buf_len - 8) % buf_len;
+				outside_reads(memfd, buf_map + at,
+					      (st.touches - 1) * 0x9e3779b97f4a7c15ull,
+					      &st);
 			}
 			usleep(NAP_US);
 			continue;
@@ -450,6 +499,8 @@ static int run_cycles(struct kvmfr_dev *d, int (*cycle)(struct kvmfr_dev *),
 			sum.wrong += st.wrong;
 			sum.imports += st.imports;
 			sum.importer_revoked += st.importer_revoked;
+			sum.outside += st.outside;
+			sum.outside_refused += st.outside_refused;
 		} else {
 			bad = 1;
 		}
@@ -468,10 +519,11 @@ static int run_cycles(struct kvmfr_dev *d, int (*cycle)(struct kvmfr_dev *),
 	rate.n = done;
 	rate.base = base;
 	rate.late = late > 0 ? median(secs + done - late, late) : 0;
-	kt_diag("%s: %ld cycles in %.1f s (%.3f s/cycle; median %.3f of the first %d, %.3f of the last %ld); workers: %lu touches, %lu forced faults, %lu revocations seen, %lu reopens, %lu wrong answers; importer: %lu imports, %lu DMA maps refused after revocation",
+	kt_diag("%s: %ld cycles in %.1f s (%.3f s/cycle; median %.3f of the first %d, %.3f of the last %ld); workers: %lu touches, %lu forced faults, %lu revocations seen, %lu reopens, %lu wrong answers; /proc/self/mem and process_vm_readv: %lu reads, %lu refused after revocation; importer: %lu imports, %lu DMA maps refused after revocation",
 		what, done, now() - t0, done ? (now() - t0) / done : 0.0,
 		rate.base, BASELINE, rate.late, late,
 		sum.touches, sum.faults, sum.revoked, sum.reopened, sum.wrong,
+		sum.outside, sum.outside_refused,
 		sum.imports, sum.importer_revoked);
 	free(secs);
 	if (bad || sum.wrong)
