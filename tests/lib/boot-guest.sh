@@ -173,7 +173,7 @@ tail -n +1 -s 0.2 -F --pid=$qemu "$dir/results.log" 2>/dev/null | awk "${awk_lin
 streamer=$!
 
 rc=0
-wait $qemu || rc=$?
+wait $qemu 2>/dev/null || rc=$?
 qemu=
 kill "$watchdog" 2>/dev/null || true
 wait "$watchdog" 2>/dev/null || true
