@@ -361,7 +361,7 @@ static int dmabufs_counts(struct kvmfr_dev *d)
 }
 
 static const struct kt_case cases[] = {
-	{ "static memory is zero-filled at load", static_zeroed, KT_STATIC },
+	{ "static memory reads zero before any write (fresh guest)", static_zeroed, KT_STATIC },
 	{ "numbered after the statics in PCI bus order", pci_numbering, KT_PCI },
 	{ "type attribute", type_attr, KT_ALL },
 	{ "size attribute is the configured size", size_attr, KT_ALL },

@@ -172,6 +172,59 @@ static int sync_compat(struct kvmfr_dev *d)
 	return res;
 }
 
+/*
+ * The same from a 32-bit process with an importer attached and mapped
+ * (tests/edu's): after the END of a WRITE bracket the device reads what the
+ * CPU wrote; inside a READ bracket the CPU reads what the device wrote.
+ */
+static int sync_compat_importer(struct kvmfr_dev *d)
+{
+	const uint32_t len = KVMFR_EDU_BUF_SIZE & ~7u;
+	uint64_t buf[KVMFR_EDU_BUF_SIZE / 8];
+	struct dma_buf_sync sync;
+	int fd, db = -1, edu, res = KT_FAIL;
+	uint64_t seed = kt_seed();
+	uint8_t *map = NULL;
+
+	edu = kt_importer_open();
+	if (edu < 0)
+		return kt_skip("no dma-buf importer in this guest (/dev/kvmfr_edu: %s)",
+			       strerror(errno));
+	fd = kt_open(d);
+	if (fd >= 0)
+		db = kt_create(fd, KVMFR_DMABUF_FLAG_CLOEXEC, 0, kt_page);
+	kt_close(fd);
+	if (db < 0 || !(map = kt_map(db, 0, kt_page)) ||
+	    kt_importer_import(edu, db, false))
+		goto out;
+	sync.flags = DMA_BUF_SYNC_START | DMA_BUF_SYNC_WRITE;
+	if (ioctl(db, DMA_BUF_IOCTL_SYNC, &sync))
+		goto out;
+	kt_fill_at(map, 0, len, seed);
+	sync.flags = DMA_BUF_SYNC_END | DMA_BUF_SYNC_WRITE;
+	if (ioctl(db, DMA_BUF_IOCTL_SYNC, &sync) ||
+	    kt_importer_dma(edu, 0, buf, len, true) ||
+	    !kt_check_at(buf, 0, len, seed, "device read after END"))
+		goto out;
+	seed = kt_seed();
+	kt_fill_at(buf, 0, len, seed);
+	sync.flags = DMA_BUF_SYNC_START | DMA_BUF_SYNC_READ;
+	if (kt_importer_dma(edu, 0, buf, len, false) ||
+	    ioctl(db, DMA_BUF_IOCTL_SYNC, &sync) ||
+	    !kt_check_at(map, 0, len, seed, "CPU read after START"))
+		goto out;
+	sync.flags = DMA_BUF_SYNC_END | DMA_BUF_SYNC_READ;
+	if (!ioctl(db, DMA_BUF_IOCTL_SYNC, &sync))
+		res = KT_PASS;
+out:
+	if (res != KT_PASS && errno)
+		kt_diag("last error: %s", kt_errname(errno));
+	kt_unmap(map, kt_page);
+	kt_close(db);
+	close(edu);
+	return res;
+}
+
 static const struct kt_case cases[] = {
 	BI_CASES,
 	{ "GETSIZE returns the size", getsize, KT_ALL },
@@ -180,7 +233,8 @@ static const struct kt_case cases[] = {
 	{ "dma-buf mappings agree with the device mapping", compare_offsets, KT_ALL },
 	{ "dma-buf of the last page agrees with the device", compare_last_page, KT_ALL },
 	{ "whole-device dma-buf agrees with the device", compare_whole, KT_ALL },
-	{ "DMA_BUF_IOCTL_SYNC through compat", sync_compat, KT_ALL },
+	{ "DMA_BUF_IOCTL_SYNC through compat, no importer: START/END accepted, bad flags EINVAL", sync_compat, KT_ALL },
+	{ "DMA_BUF_IOCTL_SYNC through compat with an importer mapped: device DMA and CPU see each other's writes", sync_compat_importer, KT_ALL },
 	BI_LAST_CASE,
 };
 

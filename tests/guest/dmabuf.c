@@ -389,6 +389,7 @@ static int do_sync(int db, uint64_t flags)
 	return 0;
 }
 
+/* Without an importer: the brackets succeed and leave the data alone. */
 static int sync_brackets(struct kvmfr_dev *d)
 {
 	static const uint64_t dirs[] = {
@@ -419,6 +420,79 @@ static int sync_brackets(struct kvmfr_dev *d)
 	}
 	teardown(&f);
 	return res;
+}
+
+/*
+ * With an importer attached and mapped for DMA (tests/edu's, one transfer of
+ * at most KVMFR_EDU_BUF_SIZE bytes): what the CPU wrote inside a WRITE
+ * bracket is what the device reads after it, and what the device wrote is
+ * what the CPU reads inside a READ bracket. Where DMA bounces (swiotlb) only
+ * the exporter's syncs of the importer's mapping make this true.
+ */
+static int sync_importer(struct kvmfr_dev *d, bool pinned)
+{
+	static const uint64_t dirs[] = {
+		DMA_BUF_SYNC_WRITE, DMA_BUF_SYNC_READ, DMA_BUF_SYNC_RW,
+	};
+	const uint32_t len = KVMFR_EDU_BUF_SIZE & ~7u;
+	uint64_t got[KVMFR_EDU_BUF_SIZE / 8], put[KVMFR_EDU_BUF_SIZE / 8];
+	struct fixture f;
+	int edu, res = KT_PASS;
+	uint64_t seed;
+	size_t i;
+
+	edu = kt_importer_open();
+	if (edu < 0)
+		return kt_skip("no dma-buf importer in this guest (/dev/kvmfr_edu: %s)",
+			       strerror(errno));
+	if (!setup(d, &f, kt_page, 4 * kt_page, true)) {
+		close(edu);
+		return KT_FAIL;
+	}
+	if (kt_importer_import(edu, f.db, pinned)) {
+		res = KT_FAIL;
+		goto out;
+	}
+	for (i = 0; i < KT_ARRAY_SIZE(dirs) && res == KT_PASS; i++) {
+		if (dirs[i] & DMA_BUF_SYNC_WRITE) {
+			seed = kt_seed();
+			if (do_sync(f.db, DMA_BUF_SYNC_START | dirs[i]))
+				res = KT_FAIL;
+			kt_fill_at(f.buf, f.off, f.len, seed);
+			if (do_sync(f.db, DMA_BUF_SYNC_END | dirs[i]) ||
+			    kt_importer_dma(edu, 0, got, len, true))
+				res = KT_FAIL;
+			else if (!kt_check_at(got, f.off, len, seed,
+					      "device read after the WRITE bracket"))
+				res = KT_FAIL;
+		}
+		if (dirs[i] & DMA_BUF_SYNC_READ) {
+			seed = kt_seed();
+			kt_fill_at(put, f.off, len, seed);
+			if (kt_importer_dma(edu, 0, put, len, false) ||
+			    do_sync(f.db, DMA_BUF_SYNC_START | dirs[i]))
+				res = KT_FAIL;
+			else if (!kt_check_at(f.buf, f.off, len, seed,
+					      "CPU read in the READ bracket"))
+				res = KT_FAIL;
+			if (do_sync(f.db, DMA_BUF_SYNC_END | dirs[i]))
+				res = KT_FAIL;
+		}
+	}
+out:
+	close(edu);
+	teardown(&f);
+	return res;
+}
+
+static int sync_dynamic_importer(struct kvmfr_dev *d)
+{
+	return sync_importer(d, false);
+}
+
+static int sync_pinned_importer(struct kvmfr_dev *d)
+{
+	return sync_importer(d, true);
 }
 
 static int set_name(struct kvmfr_dev *d)
@@ -499,7 +573,9 @@ static const struct kt_case cases[] = {
 	{ "two mappings of one dma-buf agree", two_mappings, KT_ALL },
 	{ "dma-buf of the last page agrees with the device", last_page, KT_ALL },
 	{ "whole-device dma-buf equals the device byte for byte", whole_device, KT_ALL },
-	{ "DMA_BUF_IOCTL_SYNC START/END with READ, WRITE, RW", sync_brackets, KT_ALL },
+	{ "DMA_BUF_IOCTL_SYNC START/END with READ, WRITE, RW and no importer keep the data", sync_brackets, KT_ALL },
+	{ "SYNC brackets with a dynamic importer mapped: device DMA reads the CPU's writes, the CPU reads the device's", sync_dynamic_importer, KT_ALL },
+	{ "SYNC brackets with a pinned importer mapped: device DMA reads the CPU's writes, the CPU reads the device's", sync_pinned_importer, KT_STATIC },
 	{ "DMA_BUF_SET_NAME shows in fdinfo", set_name, KT_ALL },
 	{ "dma-buf mapping is shared with a forked child", fork_child, KT_ALL },
 	{ "no dma-buf or module reference left behind", nothing_left, KT_ALL },

@@ -49,6 +49,7 @@
 
 #include "kvmfr.h"
 #include "pattern.h"
+#include "kvmfr_edu.h"
 
 #define KT_UNUSED	__attribute__((unused))
 #define KT_PRINTF(a, b)	__attribute__((format(printf, a, b)))
@@ -861,6 +862,76 @@ static inline void kt_sleep_ms(unsigned int ms)
 	struct timespec ts = { ms / 1000, (long)(ms % 1000) * 1000000 };
 
 	nanosleep(&ts, NULL);
+}
+
+/* ------------------------------------------------------------ importer */
+
+/*
+ * tests/edu's dma-buf importer (kvmfr_edu.ko driving QEMU's edu device),
+ * loaded by the guest init before the suite when the guest has edu. Each
+ * open file of /dev/kvmfr_edu is one importer. Returns the fd, or -1 with
+ * errno (ENOENT: no importer in this guest).
+ */
+static inline int kt_importer_open(void)
+{
+	return open("/dev/kvmfr_edu", O_RDWR | O_CLOEXEC);
+}
+
+/*
+ * Import, attach and map dma-buf @db for DMA (a static importer if
+ * @pinned: attached without move_notify). Fails unless the whole buffer
+ * is mapped.
+ */
+static inline int kt_importer_import(int edu, int db, bool pinned)
+{
+	struct kvmfr_edu_import imp;
+
+	memset(&imp, 0, sizeof(imp));
+	imp.fd = db;
+	imp.flags = pinned ? KVMFR_EDU_IMPORT_STATIC : 0;
+	if (ioctl(edu, KVMFR_EDU_IMPORT, &imp)) {
+		kt_diag("importer: IMPORT: %s", strerror(errno));
+		return -1;
+	}
+	if (imp.mapped != imp.size) {
+		kt_diag("importer: %llu of %llu bytes mapped for DMA",
+			(unsigned long long)imp.mapped,
+			(unsigned long long)imp.size);
+		return -1;
+	}
+	return 0;
+}
+
+/*
+ * The device moves @len bytes (at most KVMFR_EDU_BUF_SIZE) between the
+ * imported dma-buf at @off and @p: to_device, the device reads the dma-buf
+ * (DMA into its buffer, then read back into @p); else it writes @p into the
+ * dma-buf by DMA.
+ */
+static inline int kt_importer_dma(int edu, uint64_t off, void *p, uint32_t len,
+				  bool to_device)
+{
+	struct kvmfr_edu_xfer x = { .ptr = (uintptr_t)p, .len = len };
+	struct kvmfr_edu_dma dma = {
+		.offset = off, .len = len,
+		.dir = to_device ? KVMFR_EDU_TO_EDU : KVMFR_EDU_FROM_EDU,
+	};
+
+	if (!to_device && ioctl(edu, KVMFR_EDU_BUF_WRITE, &x)) {
+		kt_diag("importer: BUF_WRITE: %s", strerror(errno));
+		return -1;
+	}
+	if (ioctl(edu, KVMFR_EDU_DMA, &dma)) {
+		kt_diag("importer: DMA %s at 0x%" PRIx64 ": %s",
+			to_device ? "from the dma-buf" : "into the dma-buf", off,
+			strerror(errno));
+		return -1;
+	}
+	if (to_device && ioctl(edu, KVMFR_EDU_BUF_READ, &x)) {
+		kt_diag("importer: BUF_READ: %s", strerror(errno));
+		return -1;
+	}
+	return 0;
 }
 
 #endif /* KVMFR_TEST_H */

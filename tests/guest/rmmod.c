@@ -235,7 +235,9 @@ static int all_gone(void)
 		res = kt_fail("/sys/bus/pci/drivers/kvmfr still exists");
 	dir = opendir("/dev");
 	while (dir && (de = readdir(dir)))
-		if (!strncmp(de->d_name, "kvmfr", 5))
+		/* kvmfrN (not tests/edu's kvmfr_edu) */
+		if (!strncmp(de->d_name, "kvmfr", 5) &&
+		    de->d_name[5] >= '0' && de->d_name[5] <= '9')
 			res = kt_fail("/dev/%s still exists", de->d_name);
 	if (dir)
 		closedir(dir);
@@ -321,6 +323,251 @@ static int check_memory(bool pci, uint64_t seed)
 	return res;
 }
 
+/* ------------------------------------------- zero-fill over dirty pages */
+
+#define DIRTY_MB	256	/* anonymous memory dirtied before the reload, */
+				/* at most a quarter of MemAvailable */
+
+static size_t dirty_bytes(void)
+{
+	char line[128];
+	long long kb = -1;
+	size_t max = (size_t)DIRTY_MB << 20;
+	FILE *f = fopen("/proc/meminfo", "r");
+
+	while (f && fgets(line, sizeof(line), f))
+		if (sscanf(line, "MemAvailable: %lld kB", &kb) == 1)
+			break;
+	if (f)
+		fclose(f);
+	if (kb > 0 && (size_t)kb * 1024 / 4 < max)
+		max = (size_t)kb * 1024 / 4 & ~(size_t)(kt_page - 1);
+	return max;
+}
+
+struct pfns {
+	uint64_t *v;
+	size_t n, cap;
+};
+
+static void pfns_add(struct pfns *s, uint64_t pfn)
+{
+	if (s->n == s->cap) {
+		uint64_t *v = realloc(s->v, (s->cap * 2 + 1024) * sizeof(*v));
+
+		if (!v)
+			return;
+		s->v = v;
+		s->cap = s->cap * 2 + 1024;
+	}
+	s->v[s->n++] = pfn;
+}
+
+/* Adds the page frames behind [p, p + len) (present pages, root only). */
+static int pfns_of(struct pfns *s, const void *p, size_t len)
+{
+	size_t i = 0, n = len / kt_page, k, got;
+	uint64_t e[512];
+	int fd, ret = 0;
+
+	fd = open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -1;
+	while (i < n) {
+		off_t at = ((uintptr_t)p / kt_page + i) * sizeof(*e);
+		ssize_t r;
+
+		k = n - i < KT_ARRAY_SIZE(e) ? n - i : KT_ARRAY_SIZE(e);
+		r = pread(fd, e, k * sizeof(*e), at);
+		if (r <= 0) {
+			ret = -1;
+			break;
+		}
+		got = r / sizeof(*e);
+		/* bit 63 present, bits 0-54 the frame */
+		for (k = 0; k < got; k++)
+			if ((e[k] >> 63) & 1 && (e[k] & ((1ull << 55) - 1)))
+				pfns_add(s, e[k] & ((1ull << 55) - 1));
+		i += got;
+	}
+	close(fd);
+	return ret;
+}
+
+static int cmp_u64(const void *a, const void *b)
+{
+	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+
+	return (x > y) - (x < y);
+}
+
+/*
+ * Fill the static devices with a pattern and note their frames in @dirty
+ * (sorted on return).
+ */
+static int fill_static(struct pfns *dirty)
+{
+	uint8_t *p;
+	int i, fd;
+
+	for (i = 0; i < kt_ndev; i++) {
+		struct kvmfr_dev *d = &kt_devs[i];
+
+		if (d->pci)
+			continue;
+		if (!kt_resolve(d) || (fd = kt_open(d)) < 0)
+			return kt_fail("%s: cannot open", d->label);
+		p = kt_map(fd, 0, d->size);
+		kt_close(fd);
+		if (!p)
+			return KT_FAIL;
+		memset(p, 0xa5, d->size);
+		pfns_of(dirty, p, d->size);
+		kt_unmap(p, d->size);
+	}
+	qsort(dirty->v, dirty->n, sizeof(*dirty->v), cmp_u64);
+	return KT_PASS;
+}
+
+/* The static devices read zero; counts their frames found in @dirty. */
+static int check_static_zero(const struct pfns *dirty, size_t *reused,
+			     size_t *pages)
+{
+	struct pfns now = { 0 };
+	int res = KT_PASS, i, fd;
+	uint8_t *p;
+	size_t j;
+
+	for (i = 0; i < kt_ndev; i++) {
+		struct kvmfr_dev *d = &kt_devs[i];
+
+		if (d->pci)
+			continue;
+		if (!kt_resolve(d) || (fd = kt_open(d)) < 0) {
+			res = kt_fail("%s: cannot open after the reload",
+				      d->label);
+			break;
+		}
+		p = kt_map(fd, 0, d->size);
+		kt_close(fd);
+		if (!p) {
+			res = KT_FAIL;
+			break;
+		}
+		if (!kt_is_zero(p, d->size, d->name))
+			res = KT_FAIL;
+		now.n = 0;
+		pfns_of(&now, p, d->size);
+		for (j = 0; j < now.n; j++)
+			*reused += !!bsearch(&now.v[j], dirty->v, dirty->n,
+					     sizeof(*dirty->v), cmp_u64);
+		*pages += d->size / kt_page;
+		kt_unmap(p, d->size);
+	}
+	free(now.v);
+	return res;
+}
+
+#define ZERO_ROUNDS	4	/* reloads at most, until frames are reused */
+
+/*
+ * Dirty DIRTY_MB of anonymous memory and free it; then, round after round,
+ * fill the static devices with a pattern, note every page frame that held
+ * data, unload (the pages go back to the page allocator dirty) and load
+ * again: every byte of the new static memory must read zero, and some of
+ * its frames must be ones that held data (the just-freed blocks are the
+ * allocator's likeliest answer), else the check proved nothing: a fresh
+ * guest's free memory is zero anyway.
+ */
+static int zero_over_dirty(void)
+{
+	size_t dirty_len = dirty_bytes(), reused = 0, pages = 0;
+	struct pfns dirty = { 0 };
+	int res = KT_PASS, round = 0, i, n = 0;
+	uint8_t *p;
+
+	for (i = 0; i < kt_ndev; i++)
+		n += !kt_devs[i].pci;
+	if (!n)
+		return kt_skip("no static device");
+	p = mmap(NULL, dirty_len, PROT_READ | PROT_WRITE,
+		 MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (p != MAP_FAILED) {
+		memset(p, 0x5a, dirty_len);
+		pfns_of(&dirty, p, dirty_len);
+		munmap(p, dirty_len);
+	}
+	while (res == KT_PASS && !reused && round < ZERO_ROUNDS) {
+		round++;
+		pages = 0;
+		res = fill_static(&dirty);
+		if (res == KT_PASS && unloads() == KT_PASS &&
+		    reloads() == KT_PASS)
+			res = check_static_zero(&dirty, &reused, &pages);
+		else
+			res = KT_FAIL;
+	}
+	kt_diag("static memory after %d reload(s): %zu of %zu pages held data before (%zu frames dirtied)",
+		round, reused, pages, dirty.n);
+	free(dirty.v);
+	if (res == KT_PASS && !reused)
+		return kt_skip("none of the new static pages held data before: nothing shown");
+	return res;
+}
+
+/* --------------------------------------- static pages back at unload */
+
+#define FREE_SLACK	128	/* pages of noise allowed (one 2 MiB block: 512) */
+
+/*
+ * Free pages of the page allocator, including those parked on the per-CPU
+ * lists (MemFree leaves them out), from /proc/zoneinfo.
+ */
+static long long free_pages_all(void)
+{
+	char line[256];
+	long long n = 0, v;
+	FILE *f;
+
+	f = fopen("/proc/zoneinfo", "r");
+	if (!f)
+		return -1;
+	while (fgets(line, sizeof(line), f)) {
+		if (sscanf(line, " pages free %lld", &v) == 1 ||
+		    sscanf(line, " count: %lld", &v) == 1)
+			n += v;
+	}
+	fclose(f);
+	return n;
+}
+
+/* Unloading gives back every page of the static devices. */
+static int unload_frees_static(void)
+{
+	long long before, after, want = 0;
+	int i;
+
+	for (i = 0; i < kt_ndev; i++)
+		if (!kt_devs[i].pci)
+			want += kt_devs[i].size / kt_page;
+	if (!want)
+		return kt_skip("no static device");
+	before = free_pages_all();
+	if (unloads() != KT_PASS)
+		return KT_FAIL;
+	after = free_pages_all();
+	if (reloads() != KT_PASS)
+		return KT_FAIL;
+	if (before < 0 || after < 0)
+		return kt_fail("cannot read /proc/zoneinfo");
+	kt_diag("rmmod freed %lld pages; the static devices have %lld",
+		after - before, want);
+	if (after - before < want - FREE_SLACK)
+		return kt_fail("%lld of the static devices' %lld pages came back",
+			       after - before, want);
+	return KT_PASS;
+}
+
 static void run_case(struct kvmfr_dev *d, enum holder h)
 {
 	uint64_t seed = kt_seed();
@@ -383,7 +630,7 @@ int main(void)
 			targets[1] = &kt_devs[i];
 	}
 	n = (!!targets[0] + !!targets[1]) * H_COUNT * TESTS_PER_CASE;
-	kt_plan(n + 1);
+	kt_plan(n + 3);
 	rc = kt_module_refcnt();
 	if (rc)
 		kt_diag("module refcnt is %lld before the tests", rc);
@@ -391,6 +638,16 @@ int main(void)
 	for (i = 0; i < 2; i++)
 		for (h = 0; targets[i] && h < H_COUNT; h++)
 			run_case(targets[i], h);
+
+	kt_report(module_loaded() ? unload_frees_static() :
+		  kt_fail("module not loaded"),
+		  "rmmod gives every static page back to the page allocator");
+	if (module_loaded())
+		kt_report(zero_over_dirty(),
+			  "static memory is zero-filled at load, on pages that held data before");
+	else
+		kt_report(kt_fail("module not loaded"),
+			  "static memory is zero-filled at load, on pages that held data before");
 
 	if (!module_loaded()) {
 		kt_diag("module not loaded at the end: loading it");

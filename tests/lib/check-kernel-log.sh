@@ -1,13 +1,17 @@
 #!/bin/bash
 # check-kernel-log.sh LABEL DIR
+# check-kernel-log.sh --self-test
 #
 # The kernel-log gate: one test in $TAP_FILE that fails if the guest kernel
 # reported a problem, judged from the console (DIR/console.log, complete even
 # when the guest died) and the dmesg dump (DIR/dmesg.log, complete even for
 # messages below the console log level), plus the taint flags the guest
 # reported at the end (DIR/results.log).  Offending lines are shown.
+#
+# --self-test: one test per line of tests/lib/kernel-log-samples/, in
+# $TAP_FILE: every line of reports.log must be counted, every line of
+# healthy.log must not.
 set -eu
-label=$1 dir=$2
 here=$(cd "$(dirname "$0")" && pwd)
 # shellcheck source=tests/lib/tap.sh
 . "$here/tap.sh"
@@ -20,7 +24,12 @@ page allocation failure|self-detected stall|rcu_sched self-detected
 rcu: INFO: rcu_|soft lockup|hung task|blocked for more than
 Kernel panic|cut here|list_add corruption|list_del corruption|refcount_t: 
 Bad page|bad_page|use-after-free|out-of-bounds|double-free|Unable to handle kernel
-invalid opcode:'
+invalid opcode:|hard LOCKUP|Hard LOCKUP
+detected stalls|detected expedited stalls|self-detected stall|detected stall
+rcu_(sched|preempt|bh).* kthread (starved|timer wakeup)|Possible timer handling issue
+DMAR:.*[Ff]ault|DMAR: \[DMA (Read|Write)|DMAR: \[INTR-REMAP|IO_PAGE_FAULT|AMD-Vi: .*Event logged
+x86/PAT: .*(conflicting memory types|invalid memtype|failed|expected mapping type|map pfn RAM range)
+freeing invalid memtype|swiotlb buffer is full'
 # (Not "segfault at": user programs may provoke SIGSEGV/SIGBUS on purpose.)
 
 # Lines those patterns match on a healthy boot of the kernels we use
@@ -37,10 +46,36 @@ kmemleak: Cannot allocate a scan area, scanning the full object'
 bad=$(printf '%s' "$bad" | paste -sd '|')
 benign=$(printf '%s' "$benign" | paste -sd '|')
 
-# Lines of both logs, timestamps dropped for de-duplication, in first-seen order.
-hits=$(cat "$dir/console.log" "$dir/dmesg.log" 2>/dev/null | tr -d '\r' |
-	grep -E -- "$bad" | grep -Ev -- "$benign" |
-	sed -E 's/^\[ *[0-9]+\.[0-9]+\] //' | awk '!seen[$0]++' || true)
+# The offending lines of stdin, timestamps dropped for de-duplication, in
+# first-seen order.
+offending() {
+	tr -d '\r' | grep -E -- "$bad" | grep -Ev -- "$benign" |
+		sed -E 's/^\[ *[0-9]+\.[0-9]+\] //' | awk '!seen[$0]++' || true
+}
+
+if [ "${1:-}" = --self-test ]; then
+	samples=$here/kernel-log-samples
+	while IFS= read -r line; do
+		case $line in '' | '#'*) continue ;; esac
+		if [ -n "$(printf '%s\n' "$line" | offending)" ]; then
+			tap_result 0 "kernel-log gate counts: $line"
+		else
+			tap_result 1 "kernel-log gate counts: $line"
+		fi
+	done <"$samples/reports.log"
+	while IFS= read -r line; do
+		case $line in '' | '#'*) continue ;; esac
+		if [ -z "$(printf '%s\n' "$line" | offending)" ]; then
+			tap_result 0 "kernel-log gate lets pass: $line"
+		else
+			tap_result 1 "kernel-log gate lets pass: $line"
+		fi
+	done <"$samples/healthy.log"
+	exit 0
+fi
+
+label=$1 dir=$2
+hits=$(cat "$dir/console.log" "$dir/dmesg.log" 2>/dev/null | offending)
 
 # Taint flags that only a bug sets: B bad page (5), D died/oops (7), W warning
 # (9), L soft lockup (14).  O/E (out-of-tree, unsigned) are expected.

@@ -33,7 +33,8 @@ elif [ "$series" = clang ]; then
 	fetch=("$here/fetch-clang-kernel.sh" "$dir/kernel.env")
 	what="kernel tree configured with LLVM=1"
 else
-	fetch=("$here/fetch-kernel.sh" "$series" "$dir/kernel.env")
+	# (SERIES-swiotlb: the same kernel, another guest profile.sh)
+	fetch=("$here/fetch-kernel.sh" "${series%-swiotlb}" "$dir/kernel.env")
 	what="Debian kernel packages"
 fi
 if ! LOG=$dir/fetch.log "${fetch[@]}" 2>>"$dir/fetch.log"; then
