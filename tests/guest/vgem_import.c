@@ -146,9 +146,11 @@ static void vgem_setup(void)
 	}
 	f = fopen(VGEM_DIR "/list", "r");
 	if (!f) {
-		snprintf(vg_skip, sizeof(vg_skip),
-			 "kernel %.64s has no vgem: not built in, no vgem.ko among its modules (CONFIG_DRM_VGEM)",
-			 u.release);
+		if (kt_read_file(VGEM_DIR "/absent", line, sizeof(line)))
+			kt_strcpy(line, "not built in, no vgem.ko in the initramfs",
+				  sizeof(line));
+		snprintf(vg_skip, sizeof(vg_skip), "kernel %.64s has no vgem: %.160s",
+			 u.release, line);
 		return;
 	}
 	while (fgets(line, sizeof(line), f)) {

@@ -60,9 +60,9 @@ fi
 # into: vgem.ko and the modules it needs (modinfo's depends, recursively:
 # Debian's image packages ship no modules.dep), dependencies first, in
 # /lib/kvmfr/vgem/, listed in load order in /lib/kvmfr/vgem/list.  The
-# program loads them itself; no list when the kernel has no vgem module
-# (built in, or not configured: the program tells which), a "broken" file
-# when a dependency is missing.
+# program loads them itself.  No list when the kernel has no vgem module:
+# built in (nothing to load), else "absent" says why; a "broken" file when a
+# dependency is missing.
 vgem_dir=$stage/lib/kvmfr/vgem vgem_seen=
 vgem_moddir=$moddir
 [ -d "$vgem_moddir" ] || vgem_moddir=$kroot/usr/lib/modules/$kver
@@ -87,15 +87,17 @@ add_vgem_module() {
 mkdir -p "$vgem_dir"
 if [ -d "$vgem_moddir" ]; then
 	find "$vgem_moddir/" -name '*.ko*' >"$vgem_dir/.all"
-	if grep -qE '/vgem\.ko(\.[gx]z|\.zst)?$' "$vgem_dir/.all"; then
-		if add_vgem_module vgem; then
-			mv "$vgem_dir/list.tmp" "$vgem_dir/list"
-		else
-			echo "a module vgem.ko needs is missing" >"$vgem_dir/broken"
-		fi
-	fi
-	rm -f "$vgem_dir/.all" "$vgem_dir/list.tmp"
 fi
+if [ ! -s "$vgem_dir/.all" ]; then
+	echo "no modules of $kver were unpacked (none under $vgem_moddir)" >"$vgem_dir/absent"
+elif ! grep -qE '/vgem\.ko(\.[gx]z|\.zst)?$' "$vgem_dir/.all"; then
+	echo "vgem.ko is not among the $(wc -l <"$vgem_dir/.all") modules of $kver (CONFIG_DRM_VGEM)" >"$vgem_dir/absent"
+elif add_vgem_module vgem; then
+	mv "$vgem_dir/list.tmp" "$vgem_dir/list"
+else
+	echo "a module vgem.ko needs is missing" >"$vgem_dir/broken"
+fi
+rm -f "$vgem_dir/.all" "$vgem_dir/list.tmp"
 
 if [ -n "$guestbin" ] && [ -d "$guestbin" ]; then
 	cp -a "$guestbin"/. "$stage/tests/"
