@@ -697,8 +697,7 @@ static int close_order(struct kvmfr_dev *d, enum close_step a, enum close_step b
 			break;
 		}
 		snprintf(when, sizeof(when), "%s closed", step_name(order[i]));
-		/* im[0] stays imported throughout unless the DRM fd went */
-		/* im[0] keeps its fd throughout: one buffer more */
+		/* im[0], imported beside it, keeps its fd: one buffer more */
 		if (!dmabufs_is(d, 1 + (dbfd || (handle && drmfd)), when))
 			res = KT_FAIL;
 		if (dbfd || (handle && drmfd)) {
