@@ -162,6 +162,9 @@ static void outside_reads(int memfd, uint8_t *addr, uint64_t want,
 	x = ~want;
 	local = (struct iovec){ &x, sizeof(x) };
 	r = process_vm_readv(getpid(), &local, 1, &remote, 1, 0);
+	/* a kernel without CONFIG_CROSS_MEMORY_ATTACH has /proc/self/mem only */
+	if (r < 0 && errno == ENOSYS)
+		return;
 	outside_result(r, x, want, st);
 }
 
