@@ -97,6 +97,26 @@ static uint8_t *target_map(struct target *t, int flags)
 	return p;
 }
 
+/*
+ * Open the target, map it and fill the mapping from @seed; NULL (and
+ * nothing left open) on failure.
+ */
+static uint8_t *target_open_filled(struct kvmfr_dev *d, struct target *t,
+				   bool dmabuf, uint64_t seed)
+{
+	uint8_t *p;
+
+	if (!target_open(d, t, dmabuf))
+		return NULL;
+	p = target_map(t, 0);
+	if (!p) {
+		target_close(t);
+		return NULL;
+	}
+	kt_fill_at(p, t->off, t->len, seed);
+	return p;
+}
+
 /* Pages of [p, p + len) with a present PTE, per /proc/self/pagemap. */
 static long present_pages(const void *p, size_t len)
 {
@@ -190,14 +210,9 @@ static int mremap_dontunmap(struct kvmfr_dev *d, bool dmabuf)
 	uint8_t *p;
 	void *q;
 
-	if (!target_open(d, &t, dmabuf))
+	p = target_open_filled(d, &t, dmabuf, seed);
+	if (!p)
 		return KT_FAIL;
-	p = target_map(&t, 0);
-	if (!p) {
-		target_close(&t);
-		return KT_FAIL;
-	}
-	kt_fill_at(p, t.off, t.len, seed);
 	errno = 0;
 	q = mremap(p, t.len, t.len, MREMAP_MAYMOVE | MREMAP_DONTUNMAP);
 	if (q != MAP_FAILED) {
@@ -224,14 +239,9 @@ static int madvise_keeps(struct kvmfr_dev *d, bool dmabuf, int advice,
 	int res = KT_PASS;
 	uint8_t *p;
 
-	if (!target_open(d, &t, dmabuf))
+	p = target_open_filled(d, &t, dmabuf, seed);
+	if (!p)
 		return KT_FAIL;
-	p = target_map(&t, 0);
-	if (!p) {
-		target_close(&t);
-		return KT_FAIL;
-	}
-	kt_fill_at(p, t.off, t.len, seed);
 	if (madvise(p, t.len, advice))
 		res = kt_fail("%s: %s", name, kt_errname(errno));
 	if (!still_works(&t, p, seed, name))
@@ -268,14 +278,9 @@ static int populate(struct kvmfr_dev *d, bool dmabuf, int advice,
 	long n;
 	uint8_t *p;
 
-	if (!target_open(d, &t, dmabuf))
+	p = target_open_filled(d, &t, dmabuf, seed);
+	if (!p)
 		return KT_FAIL;
-	p = target_map(&t, 0);
-	if (!p) {
-		target_close(&t);
-		return KT_FAIL;
-	}
-	kt_fill_at(p, t.off, t.len, seed);
 	if (madvise(p, t.len, MADV_DONTNEED)) {
 		res = kt_fail("MADV_DONTNEED: %s", kt_errname(errno));
 		goto out;
@@ -336,14 +341,9 @@ static int mlock_keeps(struct kvmfr_dev *d, bool dmabuf)
 	int res = KT_PASS;
 	uint8_t *p;
 
-	if (!target_open(d, &t, dmabuf))
+	p = target_open_filled(d, &t, dmabuf, seed);
+	if (!p)
 		return KT_FAIL;
-	p = target_map(&t, 0);
-	if (!p) {
-		target_close(&t);
-		return KT_FAIL;
-	}
-	kt_fill_at(p, t.off, t.len, seed);
 	if (mlock(p, t.len))
 		res = kt_fail("mlock: %s", kt_errname(errno));
 	else if (!still_works(&t, p, seed, "mlocked"))
@@ -415,14 +415,9 @@ static int process_vm(struct kvmfr_dev *d, bool dmabuf)
 	if (process_vm_readv(parent, NULL, 0, NULL, 0, 0) < 0 &&
 	    errno == ENOSYS)
 		return kt_skip("kernel without process_vm_readv/writev (CONFIG_CROSS_MEMORY_ATTACH)");
-	if (!target_open(d, &t, dmabuf))
+	p = target_open_filled(d, &t, dmabuf, seed);
+	if (!p)
 		return KT_FAIL;
-	p = target_map(&t, 0);
-	if (!p) {
-		target_close(&t);
-		return KT_FAIL;
-	}
-	kt_fill_at(p, t.off, t.len, seed);
 	madvise(p, t.len, MADV_DONTNEED);
 	fflush(stdout);
 	pid = fork();
