@@ -23,7 +23,9 @@
  * llvmpipe with no DRM device), "surfaceless" (EGL_PLATFORM_SURFACELESS_MESA
  * with vgem loaded, which makes Mesa pick kms_swrast on vgem's render node)
  * or "gbm" (GBM on vgem's render node); vgem is loaded from /lib/kvmfr/vgem
- * like vgem_import does. Where the display does not offer
+ * like vgem_import does. kms_swrast cannot sample an imported dma-buf on
+ * vgem: the program checks the reason (vgem refuses MODE_MAP_DUMB of an
+ * import) and skips, naming it. Where the display does not offer
  * EGL_EXT_image_dma_buf_import the program skips, naming the driver, the
  * Mesa version and the display's extensions.
  *
@@ -162,6 +164,65 @@ static int open_vgem_render(void)
 	return -1;
 }
 
+/* DRM uapi (drm.h, drm_mode.h) */
+struct prime_arg {
+	uint32_t handle, flags;
+	int32_t fd;
+};
+
+struct map_dumb_arg {
+	uint32_t handle, pad;
+	uint64_t offset;
+};
+
+struct gem_close_arg {
+	uint32_t handle, pad;
+};
+
+#define IOCTL_GEM_CLOSE		_IOW('d', 0x09, struct gem_close_arg)
+#define IOCTL_PRIME_FD_TO_HANDLE _IOWR('d', 0x2e, struct prime_arg)
+#define IOCTL_MODE_MAP_DUMB	_IOWR('d', 0xb3, struct map_dumb_arg)
+
+static char map_dumb_err[64];
+
+/*
+ * What kms_swrast does to reach an imported dma-buf's pixels: PRIME-import
+ * it on its DRM node (vgem's, gbm_fd) and mmap it at the offset
+ * DRM_IOCTL_MODE_MAP_DUMB gives. True if vgem hands out that offset for an
+ * import of a kvmfr dma-buf.
+ */
+static bool kms_swrast_maps_imports(void)
+{
+	struct map_dumb_arg map = { 0 };
+	struct prime_arg prime = { 0 };
+	struct gem_close_arg gem_close = { 0 };
+	struct kvmfr_dev *d = &kt_devs[0];
+	int dev, db;
+	bool ok;
+
+	kt_strcpy(map_dumb_err, "no test import", sizeof(map_dumb_err));
+	if (gbm_fd < 0 || !d->found)
+		return false;
+	dev = kt_open(d);
+	db = dev >= 0 ? kt_create(dev, 0, 0, kt_page) : -1;
+	prime.fd = db;
+	if (db < 0 || ioctl(gbm_fd, IOCTL_PRIME_FD_TO_HANDLE, &prime)) {
+		snprintf(map_dumb_err, sizeof(map_dumb_err), "PRIME import: %s",
+			 kt_errname(errno));
+		ok = false;
+	} else {
+		map.handle = prime.handle;
+		ok = !ioctl(gbm_fd, IOCTL_MODE_MAP_DUMB, &map);
+		snprintf(map_dumb_err, sizeof(map_dumb_err), "%s",
+			 ok ? "it maps" : kt_errname(errno));
+		gem_close.handle = prime.handle;
+		ioctl(gbm_fd, IOCTL_GEM_CLOSE, &gem_close);
+	}
+	kt_close(db);
+	kt_close(dev);
+	return ok;
+}
+
 /* The EGL device platform's software device (EGL_MESA_device_software) */
 static EGLDisplay software_device_display(void)
 {
@@ -203,7 +264,7 @@ static bool egl_setup(void)
 		dpy = software_device_display();
 	} else if (!strcmp(platform_name, "surfaceless")) {
 		/* with vgem loaded: Mesa picks kms_swrast on its render node */
-		close(open_vgem_render());
+		gbm_fd = open_vgem_render();
 		dpy = eglGetPlatformDisplay(EGL_PLATFORM_SURFACELESS_MESA,
 					    EGL_DEFAULT_DISPLAY, NULL);
 	} else if (!strcmp(platform_name, "gbm")) {
@@ -242,6 +303,13 @@ static bool egl_setup(void)
 			 "EGL %s on the %s platform (driver %s) lacks EGL_EXT_image_dma_buf_import or EGL_KHR_surfaceless_context; it offers: %.1500s",
 			 eglQueryString(dpy, EGL_VERSION), platform_name,
 			 driver ? driver : "?", ext);
+		return true;
+	}
+	if (driver && !strcmp(driver, "kms_swrast") && !kms_swrast_maps_imports() &&
+	    !getenv("KVMFR_EGL_FORCE")) {
+		snprintf(no_egl, sizeof(no_egl),
+			 "Mesa's kms_swrast (%s platform, on vgem's render node) reaches an imported dma-buf's pixels through DRM_IOCTL_MODE_MAP_DUMB, which that node refuses for a PRIME import of a kvmfr dma-buf (%s): eglCreateImage succeeds, then drawing with the image crashes (SIGSEGV; KVMFR_EGL_FORCE=1 runs it anyway)",
+			 platform_name, map_dumb_err);
 		return true;
 	}
 	create_image = (PFNEGLCREATEIMAGEKHRPROC)eglGetProcAddress("eglCreateImageKHR");
@@ -384,6 +452,58 @@ static bool same_pixels(const uint8_t *rgba, const uint8_t *frame, bool alpha,
 	return !bad;
 }
 
+/*
+ * How the importer holds the dma-buf of fd db: its attachments (debugfs
+ * dma_buf/bufinfo, -1 if unreadable) and this process's mappings of it
+ * besides the producer's (none: the producer maps the device).
+ */
+static void importer_diag(int db)
+{
+	char line[512], exp[64], path[256];
+	unsigned long size, ino, maj, min, node;
+	unsigned long long start, end, off;
+	unsigned int flags, mode;
+	int state = 0, attached = -1, maps = 0;
+	struct stat st;
+	char perms[8];
+	long count;
+	FILE *f;
+
+	if (fstat(db, &st))
+		return;
+	f = fopen("/sys/kernel/debug/dma_buf/bufinfo", "r");
+	while (f && fgets(line, sizeof(line), f)) {
+		if (state == 0) {
+			if (sscanf(line, "%lu %x %x %ld %63s %lu", &size, &flags,
+				   &mode, &count, exp, &ino) == 6 && ino == st.st_ino)
+				state = 1;
+		} else if (state == 1) {
+			if (!strncmp(line, "\tAttached Devices:", 18)) {
+				state = 2;
+				attached = 0;
+			}
+		} else if (line[0] == '\t') {
+			attached++;
+		} else {
+			break;
+		}
+	}
+	if (f)
+		fclose(f);
+	f = fopen("/proc/self/maps", "r");
+	while (f && fgets(line, sizeof(line), f)) {
+		path[0] = '\0';
+		if (sscanf(line, "%llx-%llx %7s %llx %lx:%lx %lu %255s", &start,
+			   &end, perms, &off, &maj, &min, &node, path) >= 7 &&
+		    node == st.st_ino && strstr(path, "dmabuf"))
+			maps++;
+	}
+	if (f)
+		fclose(f);
+	kt_diag("the EGL import holds %d device attachment(s) of the dma-buf (bufinfo) and %d mapping(s) of it in this process",
+		attached, maps);
+}
+
 /* ---------------------------------------------------- the producer */
 
 struct slot {
@@ -508,6 +628,7 @@ static int next_frame(struct kvmfr_dev *d)
 	if (!tex || !draw_and_read(rgba) ||
 	    !same_pixels(rgba, s.map + FRAME_OFF, false, "first frame"))
 		goto out_image;
+	importer_diag(s.db);
 	if (!strcmp(plant, "stale")) {
 		/* the expected frame: what the producer would have written */
 		uint64_t seed = kt_seed();
