@@ -7,8 +7,9 @@
 #   /lib/kvmfr/9p/*.ko and list  virtio-pci and 9p modules of KVER (from
 #                                KROOT), dependencies first (modinfo's
 #                                depends, recursively); none when built in
+#   /lib/kvmfr/9p/absent         instead, why they are missing (e.g. 7.x:
+#                                fetch-kernel.sh unpacks no modules)
 #   /tests/graphics/             BIN (the program) and run-in-guest.sh
-# Fails, naming the module, if one is missing.
 set -eu
 stage=$1 kver=$2 kroot=$3 bin=$4
 here=$(cd "$(dirname "$0")" && pwd)
@@ -18,7 +19,10 @@ dir=$stage/lib/kvmfr/9p
 mkdir -p "$dir" "$stage/tests/graphics"
 : >"$dir/list"
 find "$moddir/" -name '*.ko*' >"$dir/.all" 2>/dev/null || :
-config=$(ls "$kroot"/boot/config-"$kver" 2>/dev/null || :)
+config=
+for c in "$kroot/boot/config-$kver" "$moddir/config" "$kroot/usr/src/linux-headers-$kver/.config"; do
+	[ -f "$c" ] && config=$c && break
+done
 seen=
 # add NAME: NAME's dependencies, then NAME (- and _ alike)
 add() {
@@ -27,7 +31,7 @@ add() {
 	seen="$seen $name"
 	path=$(grep -E "/${name//_/[-_]}\.ko(\.[gx]z|\.zst)?\$" "$dir/.all" | head -n 1)
 	if [ -z "$path" ]; then
-		echo "graphics initramfs: module $name is not among the modules of $kver" >&2
+		echo "kernel $kver: module $name is not among the $(wc -l <"$dir/.all") modules unpacked in $moddir" >"$dir/absent"
 		return 1
 	fi
 	case $path in
@@ -47,9 +51,10 @@ for m in VIRTIO_PCI:virtio_pci NET_9P:9pnet NET_9P_VIRTIO:9pnet_virtio 9P_FS:9p;
 	if [ -n "$config" ] && grep -q "^CONFIG_$opt=y" "$config"; then
 		continue
 	fi
-	add "$name"
+	add "$name" || break
 done
 rm -f "$dir/.all"
+[ ! -e "$dir/absent" ] || rm -f "$dir/list" "$dir"/*.ko
 cp "$bin" "$stage/tests/graphics/kvmfr-egl_import"
 cp "$here/run-in-guest.sh" "$stage/tests/graphics/run-in-guest.sh"
 chmod 755 "$stage/tests/graphics/run-in-guest.sh"
