@@ -10,6 +10,8 @@
 #     GUEST_HOTPLUG=N, is unplugged and replugged N times over QMP by
 #     qmp-hotplug.py while the guest runs `unplug_cycles external`;
 #   - $GUEST_MEM MiB, intel-iommu if $GUEST_IOMMU = 1;
+#   - $GUEST_GFX_ROOT (tests/graphics/prepare-root.sh), if set, read-only
+#     over virtio-9p with mount tag kvmfr-gfx;
 #   - serial ports: DIR/console.log (ttyS0), DIR/results.log (ttyS1, streamed
 #     to stdout while the guest runs), DIR/dmesg.log (ttyS2);
 #   - a hang is a stall: QEMU is killed once none of the three serial ports
@@ -75,6 +77,11 @@ fi
 if [ "${GUEST_EDU:-0}" = 1 ]; then
 	# tests/edu: QEMU's edu device, a DMA engine behind the IOMMU
 	platform+=(-device edu)
+fi
+if [ -n "${GUEST_GFX_ROOT:-}" ]; then
+	# tests/graphics: the graphics root, read-only over virtio-9p
+	platform+=(-fsdev "local,id=gfx,path=$GUEST_GFX_ROOT,security_model=none,readonly=on"
+		   -device virtio-9p-pci,fsdev=gfx,mount_tag=kvmfr-gfx)
 fi
 append="$append ${GUEST_CMDLINE:-} ${KVMFR_KERNEL_ARGS:-}"
 qmp=()

@@ -13,10 +13,15 @@ set -eu
 # style check; debootstrap, debian-archive-keyring: the chroots with the
 # compilers of other Debian releases (tests/lib/make-chroot.sh) and the
 # private apt sources (tests/apt); clang, lld, llvm: the "clang" job's
-# LLVM=1 kernel tree and module build.
+# LLVM=1 kernel tree and module build; libegl-dev, libgles-dev: the
+# headers of tests/graphics/egl_import.c; libgl1-mesa-dri, libegl-mesa0,
+# libgbm1, file: what tests/graphics/prepare-root.sh copies into the
+# graphics root besides the newer Mesa (LLVM 15, X and Wayland client
+# libraries) and how it finds the ELF files.
 packages="qemu-system-x86 busybox-static cpio gzip kmod build-essential gcc-multilib
 bc libelf-dev dwarves zstd xz-utils util-linux coreutils flex bison perl python3
-clang-format debootstrap debian-archive-keyring clang lld llvm"
+clang-format debootstrap debian-archive-keyring clang lld llvm
+libegl-dev libgles-dev libgl1-mesa-dri libegl-mesa0 libgbm1 file"
 
 missing=
 for p in $packages; do

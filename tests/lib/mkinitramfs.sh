@@ -108,6 +108,12 @@ if [ -n "${KVMFR_EXTRA_TESTS:-}" ]; then
 	done
 fi
 
+# tests/graphics (test-kernel.sh sets GFX_BIN when the guest gets the
+# graphics root): the program, its runner, the 9p modules
+if [ -n "${GFX_BIN:-}" ]; then
+	"$tests_dir/graphics/initramfs.sh" "$stage" "$kver" "$kroot" "$GFX_BIN"
+fi
+
 # tests/edu (test-kernel.sh sets KVMFR_EDU_DIR when the guest has edu)
 if [ -n "${KVMFR_EDU_DIR:-}" ]; then
 	cp "$KVMFR_EDU_DIR/kvmfr_edu.ko" "$stage/lib/kvmfr/kvmfr_edu.ko"

@@ -26,6 +26,9 @@
 # GUEST_BOOT_TIMEOUT  seconds for the whole guest run (a generous bound: a
 #                   hang is caught by the stall bound of boot-guest.sh)
 # GUEST_ENV         extra lines for the guest's /etc/kvmfr-test.env
+# GUEST_GFX         1: the guest also runs tests/graphics/egl_import.c (Mesa's
+#                   EGL import) in the graphics root shared over virtio-9p;
+#                   KVMFR_EGL=0 turns it off
 #
 # Every hardening knob can be overridden from the environment (for all
 # kernels at once), e.g. KVMFR_FUZZ_SEED=1234 or KVMFR_UNPLUG_CYCLES=5000.
@@ -107,6 +110,7 @@ debug | debug-unplug)
 	GUEST_CMDLINE="init_on_alloc=0"
 	GUEST_IVSHMEM="0:8:04 1:32:05"
 	GUEST_HOTPLUG=0
+	GUEST_GFX=${KVMFR_EGL:-1}
 	# about 65 s here; backstops as for the debug guests
 	GUEST_BOOT_TIMEOUT=${KVMFR_BOOT_TIMEOUT:-7200}
 	fuzz_seconds=10 unplug_cycles=100
@@ -125,6 +129,7 @@ debug | debug-unplug)
 		# between, which only coherent DMA makes work (here it reads
 		# the stale bounce buffer); no unplug cycles or fuzzing.
 		GUEST_PLAN="suite"
+		GUEST_GFX=0
 		GUEST_MEM=256
 		GUEST_IOMMU=0
 		GUEST_CMDLINE="init_on_alloc=0 swiotlb=force"
@@ -184,4 +189,4 @@ fi
 unset fuzz_seconds unplug_cycles unplug_kinds hardening_timeout test_timeout
 
 export GUEST_MEM GUEST_IOMMU GUEST_EDU GUEST_CMDLINE GUEST_IVSHMEM GUEST_PCI \
-	GUEST_HOTPLUG GUEST_BOOT_TIMEOUT GUEST_ENV GUEST_TCG_THREAD
+	GUEST_HOTPLUG GUEST_BOOT_TIMEOUT GUEST_ENV GUEST_TCG_THREAD GUEST_GFX

@@ -131,6 +131,23 @@ if [ "${GUEST_EDU:-0}" = 1 ]; then
 fi
 export KVMFR_EDU_DIR
 
+# tests/graphics: Mesa's EGL import in a graphics root (Debian's Mesa,
+# cached) shared with the guest over virtio-9p; GUEST_GFX from profile.sh
+GFX_BIN= GUEST_GFX_ROOT=
+if [ "${GUEST_GFX:-0}" = 1 ]; then
+	if "$here/../graphics/build.sh" "$dir/graphics" >"$dir/graphics-build.log" 2>&1; then
+		# shellcheck disable=SC1091 # written by build.sh
+		. "$dir/graphics/graphics.env"
+		GUEST_GFX_ROOT=$GFX_ROOT
+		tap_result 0 "$label: build tests/graphics/egl_import and its graphics root ($GFX_DESC)"
+	else
+		tap_result 1 "$label: build tests/graphics/egl_import and its graphics root; log: $dir/graphics-build.log"
+		tap_diag "$dir/graphics-build.log" 10
+		GFX_BIN=
+	fi
+fi
+export GFX_BIN GUEST_GFX_ROOT
+
 if ! "$here/mkinitramfs.sh" "$dir/initramfs.gz" "$dir/initramfs" "$KVER" "$KROOT" \
 	"$dir/build/kvmfr.ko" "${GUESTBIN:-}" >"$dir/initramfs.log" 2>&1; then
 	tap_result 1 "$label: build the guest initramfs; log: $dir/initramfs.log"
