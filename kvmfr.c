@@ -22,7 +22,11 @@
  *    the kernel mapping of the BAR, waits for transient page pins and only
  *    then unmaps the BAR's struct pages. Faults and new mappings check the
  *    dead flag under kdev->lock, so nothing can map the memory afterwards.
- *  - Static memory is freed when the last reference to its device goes.
+ *  - Static memory is a file on a private tmpfs mount (huge=within_size,
+ *    so it is made of 2 MiB folios where the allocator has them). The
+ *    device holds the file and one reference on every folio from load time
+ *    until the last reference to the device goes; the folios are never
+ *    swapped, migrated or split meanwhile.
  *
  * Locking: kdev->lock (rwsem) is taken for read by everything that maps
  * the memory (fault, mmap, attach, map, vmap) and for write only to set
@@ -46,6 +50,7 @@
 #include <linux/io.h>
 #include <linux/memremap.h>
 #include <linux/mm.h>
+#include <linux/mman.h>
 #include <linux/module.h>
 #include <linux/mount.h>
 #include <linux/overflow.h>
@@ -53,6 +58,8 @@
 #include <linux/pseudo_fs.h>
 #include <linux/rwsem.h>
 #include <linux/scatterlist.h>
+#include <linux/sched/mm.h>
+#include <linux/shmem_fs.h>
 #include <linux/slab.h>
 #include <linux/vmalloc.h>
 
@@ -126,6 +133,7 @@ MODULE_IMPORT_NS("DMA_BUF");
 
 /* Pages mapped by one fault: a 2 MiB-aligned window, clipped to the VMA. */
 #define KVMFR_FAULT_WINDOW (PMD_SIZE >> PAGE_SHIFT)
+#define KVMFR_PMD_PAGES (PMD_SIZE >> PAGE_SHIFT)
 
 enum kvmfr_type {
 	KVMFR_TYPE_STATIC,
@@ -134,11 +142,14 @@ enum kvmfr_type {
 
 /*
  * The memory behind a device: npages struct pages in device order. Static
- * memory owns its pages; PCI memory borrows the BAR's ZONE_DEVICE pages.
+ * memory is the file shm, of which it holds every folio; PCI memory borrows
+ * the BAR's ZONE_DEVICE pages.
  */
 struct kvmfr_mem {
 	struct page **pages;
 	unsigned long npages;
+	struct file *shm; /* static only */
+	unsigned long nr_huge; /* pages in PMD-sized folios */
 };
 
 /* A page range of a device as seen by one kind of mapping. */
@@ -225,6 +236,7 @@ static struct kvmfr_sizes static_sizes;
 static dev_t kvmfr_devt;
 static DEFINE_IDA(kvmfr_minors);
 static struct vfsmount *kvmfr_mnt;
+static struct vfsmount *kvmfr_shm_mnt; /* tmpfs, huge=within_size */
 
 /* Static devices, newest first, for module unload. */
 static struct kvmfr_dev **static_devs;
@@ -323,40 +335,61 @@ MODULE_PARM_DESC(static_size_mb,
  */
 
 /*
- * Allocate zeroed static memory in the largest chunks the allocator gives,
- * split into independent order-0 pages so that every page can be mapped,
- * pinned and freed on its own.
+ * Number of pages from @page to the end of its folio (compound page): a
+ * folio is held and released as one, through any of its pages.
  */
-static int kvmfr_mem_alloc_static(struct kvmfr_mem *mem, unsigned long npages)
+static unsigned long kvmfr_folio_tail(struct page *page)
 {
-	unsigned int order = get_order(PMD_SIZE);
-	unsigned long i = 0, j;
+	struct page *head = compound_head(page);
+
+	return compound_nr(head) - (page_to_pfn(page) - page_to_pfn(head));
+}
+
+/*
+ * Static memory: a tmpfs file of npages pages, every page allocated and
+ * zeroed now. The mount makes 2 MiB folios where the allocator has them;
+ * the rest is 4 KiB. The folios are kept out of ZONE_MOVABLE and CMA (so
+ * that VFIO can long-term pin them) and off the evictable LRU, and the
+ * reference held on each keeps reclaim, migration and splitting away.
+ */
+static int kvmfr_mem_alloc_static(struct kvmfr_mem *mem, const char *name,
+				  unsigned long npages)
+{
+	struct address_space *mapping;
+	unsigned long i, j, n;
 	struct page *page;
 
 	mem->pages = kvmalloc_array(npages, sizeof(*mem->pages), GFP_KERNEL);
 	if (!mem->pages)
 		return -ENOMEM;
 	mem->npages = 0;
+	mem->nr_huge = 0;
 
-	while (i < npages) {
-		gfp_t gfp = GFP_KERNEL | __GFP_ZERO | __GFP_NOWARN;
+	mem->shm = shmem_file_setup_with_mnt(kvmfr_shm_mnt, name,
+					     (loff_t)npages << PAGE_SHIFT, 0);
+	if (IS_ERR(mem->shm)) {
+		int ret = PTR_ERR(mem->shm);
 
-		while (order && (1UL << order) > npages - i)
-			order--;
-		gfp |= order ? __GFP_NORETRY : __GFP_RETRY_MAYFAIL;
+		mem->shm = NULL;
+		return ret;
+	}
+	mapping = mem->shm->f_mapping;
+	mapping_set_gfp_mask(mapping, GFP_HIGHUSER);
+	mapping_set_unevictable(mapping);
 
-		page = alloc_pages(gfp, order);
-		if (!page) {
-			if (order) {
-				order--;
-				continue;
-			}
-			return -ENOMEM;
-		}
-		split_page(page, order);
-		for (j = 0; j < (1UL << order); j++)
-			mem->pages[i++] = page + j;
-		mem->npages = i;
+	for (i = 0; i < npages; i += n) {
+		page = shmem_read_mapping_page_gfp(mapping, i,
+						   GFP_HIGHUSER |
+						   __GFP_RETRY_MAYFAIL);
+		if (IS_ERR(page))
+			return PTR_ERR(page);
+		/* One reference on the folio, for the pages up to its end. */
+		n = min(kvmfr_folio_tail(page), npages - i);
+		for (j = 0; j < n; j++)
+			mem->pages[i + j] = pfn_to_page(page_to_pfn(page) + j);
+		if (compound_nr(compound_head(page)) >= KVMFR_PMD_PAGES)
+			mem->nr_huge += n;
+		mem->npages = i + n;
 		cond_resched();
 	}
 	return 0;
@@ -364,13 +397,21 @@ static int kvmfr_mem_alloc_static(struct kvmfr_mem *mem, unsigned long npages)
 
 static void kvmfr_mem_free_static(struct kvmfr_mem *mem)
 {
-	unsigned long i;
+	unsigned long i, n;
 
-	/* A page still pinned by someone is freed by its last put. */
-	for (i = 0; i < mem->npages; i++)
+	/*
+	 * Drop the reference held on each folio; a page still pinned by
+	 * someone is freed by its last put, after the file is gone.
+	 */
+	for (i = 0; i < mem->npages; i += n) {
+		n = kvmfr_folio_tail(mem->pages[i]);
 		put_page(mem->pages[i]);
+	}
 	kvfree(mem->pages);
 	mem->pages = NULL;
+	if (mem->shm)
+		fput(mem->shm);
+	mem->shm = NULL;
 }
 
 static int kvmfr_mem_init_pci(struct kvmfr_mem *mem, struct page *first,
@@ -486,6 +527,8 @@ static int kvmfr_dev_add(struct kvmfr_dev *kdev)
 		kdev->inode = NULL;
 		return ret;
 	}
+	/* The core maps no folio with a PMD across its mapping's i_size. */
+	i_size_write(kdev->inode, kdev->size);
 
 	minor = ida_alloc_max(&kvmfr_minors, KVMFR_MAX_MINORS - 1, GFP_KERNEL);
 	if (minor < 0)
@@ -691,6 +734,32 @@ static vm_fault_t kvmfr_insert_pages(struct vm_area_struct *vma,
 	return VM_FAULT_NOPAGE;
 }
 
+/*
+ * Whether the fault can be left to the core to map @page's whole folio with
+ * one PMD: the folio is PMD-sized, the aligned 2 MiB around the address is
+ * inside the VMA, no page table is there yet, and the VMA's file offsets
+ * (vm_pgoff, which the core aligns with) are the device's page numbers
+ * modulo 2 MiB: a dma-buf starting at an unaligned device page never gets
+ * a PMD, since the core would map the folio a few pages off.
+ */
+static bool kvmfr_fault_pmd_ok(struct vm_fault *vmf,
+			       const struct kvmfr_range *r, struct page *page)
+{
+	struct vm_area_struct *vma = vmf->vma;
+	unsigned long haddr = vmf->address & PMD_MASK;
+
+	if (!IS_ENABLED(CONFIG_TRANSPARENT_HUGEPAGE))
+		return false;
+	if (r->first % KVMFR_PMD_PAGES ||
+	    ((vma->vm_start >> PAGE_SHIFT) - vma->vm_pgoff) % KVMFR_PMD_PAGES)
+		return false;
+	if (haddr < vma->vm_start || haddr + PMD_SIZE > vma->vm_end)
+		return false;
+	if (compound_nr(compound_head(page)) != KVMFR_PMD_PAGES)
+		return false;
+	return pmd_none(READ_ONCE(*vmf->pmd));
+}
+
 static vm_fault_t kvmfr_vm_fault(struct vm_fault *vmf)
 {
 	struct vm_area_struct *vma = vmf->vma;
@@ -712,12 +781,23 @@ static vm_fault_t kvmfr_vm_fault(struct vm_fault *vmf)
 	end = min(end, addr + ((r->npages - pgoff) << PAGE_SHIFT));
 
 	down_read(&kdev->lock);
-	if (kdev->dead)
+	if (kdev->dead) {
 		ret = VM_FAULT_SIGBUS;
-	else
+	} else if (kdev->type == KVMFR_TYPE_STATIC &&
+		   kvmfr_fault_pmd_ok(vmf, r, kdev->mem.pages[r->first + pgoff])) {
+		/*
+		 * Hand the page to the core, which maps its folio with one
+		 * PMD (do_set_pmd) like any file THP, or with one PTE if it
+		 * changes its mind. The reference taken here is the mapping's.
+		 */
+		vmf->page = kdev->mem.pages[r->first + pgoff];
+		get_page(vmf->page);
+		ret = 0;
+	} else {
 		ret = kvmfr_insert_pages(vma, start, r,
 					 pgoff - ((addr - start) >> PAGE_SHIFT),
 					 (end - start) >> PAGE_SHIFT);
+	}
 	up_read(&kdev->lock);
 	return ret;
 }
@@ -1214,6 +1294,48 @@ static int kvmfr_mmap(struct file *filp, struct vm_area_struct *vma)
 	return kvmfr_mmap_range(&kdev->whole, vma);
 }
 
+#ifdef KVMFR_HAVE_MM_GET_UNMAPPED_AREA_HOOK
+/*
+ * Place mappings of 2 MiB or more at an address congruent to their file
+ * offset modulo 2 MiB, so that whole folios can be mapped with PMDs: ask
+ * the process's allocator for 2 MiB more than needed and slide up. A hint
+ * the allocator honours is kept; if the padded request fails, the plain
+ * one is made. (Newer kernels' thp_get_unmapped_area() does the same for
+ * any file; up to 5.17 it did so only for DAX.)
+ */
+static unsigned long kvmfr_get_unmapped_area(struct file *filp,
+					     unsigned long addr,
+					     unsigned long len,
+					     unsigned long pgoff,
+					     unsigned long flags)
+{
+	unsigned long off = pgoff << PAGE_SHIFT;
+	unsigned long ret;
+
+	if (!IS_ENABLED(CONFIG_TRANSPARENT_HUGEPAGE) || in_compat_syscall() ||
+	    (flags & MAP_FIXED) || len < PMD_SIZE || len + PMD_SIZE < len)
+		goto plain;
+	ret = current->mm->get_unmapped_area(filp, addr, len + PMD_SIZE,
+					     pgoff, flags);
+	if (IS_ERR_VALUE(ret))
+		goto plain;
+	if (ret == addr)
+		return ret;
+	return ret + ((off - ret) & (PMD_SIZE - 1));
+plain:
+	return current->mm->get_unmapped_area(filp, addr, len, pgoff, flags);
+}
+#else
+static unsigned long kvmfr_get_unmapped_area(struct file *filp,
+					     unsigned long addr,
+					     unsigned long len,
+					     unsigned long pgoff,
+					     unsigned long flags)
+{
+	return thp_get_unmapped_area(filp, addr, len, pgoff, flags);
+}
+#endif
+
 /*
  * The size is the return value, and the ioctl syscall returns an int: a
  * device of 2 GiB or more cannot report its size this way (sysfs can).
@@ -1291,6 +1413,7 @@ static const struct file_operations kvmfr_fops = {
 	.open = kvmfr_open,
 	.release = kvmfr_release,
 	.mmap = kvmfr_mmap,
+	.get_unmapped_area = kvmfr_get_unmapped_area,
 	.fsync = noop_fsync, /* msync(): the memory has no backing store */
 	.unlocked_ioctl = kvmfr_ioctl,
 #ifdef CONFIG_COMPAT
@@ -1306,6 +1429,7 @@ static struct kvmfr_dev *kvmfr_static_create(unsigned int index, u32 mb)
 {
 	u64 size = (u64)mb << 20;
 	struct kvmfr_dev *kdev;
+	char name[32];
 	int ret;
 
 	if ((size >> PAGE_SHIFT) > totalram_pages()) {
@@ -1318,7 +1442,8 @@ static struct kvmfr_dev *kvmfr_static_create(unsigned int index, u32 mb)
 	if (!kdev)
 		return ERR_PTR(-ENOMEM);
 
-	ret = kvmfr_mem_alloc_static(&kdev->mem, size >> PAGE_SHIFT);
+	snprintf(name, sizeof(name), KBUILD_MODNAME "-static%u", index);
+	ret = kvmfr_mem_alloc_static(&kdev->mem, name, size >> PAGE_SHIFT);
 	if (ret) {
 		pr_err("static device %u: cannot allocate %u MiB\n", index, mb);
 		goto put_dev;
@@ -1327,6 +1452,8 @@ static struct kvmfr_dev *kvmfr_static_create(unsigned int index, u32 mb)
 	ret = kvmfr_dev_add(kdev);
 	if (ret)
 		goto put_dev;
+	dev_info(&kdev->dev, "%u MiB of RAM, %lu MiB of it in 2 MiB pages\n", mb,
+		 kdev->mem.nr_huge >> (20 - PAGE_SHIFT));
 	return kdev;
 
 put_dev:
@@ -1533,6 +1660,25 @@ static struct file_system_type kvmfr_fs_type = {
 	.kill_sb = kill_anon_super,
 };
 
+/*
+ * A private tmpfs for static memory, asking for 2 MiB folios wherever they
+ * fit inside the file (as i915's and DRM's huge mounts do). Without THP
+ * tmpfs refuses the option: the plain mount gives 4 KiB pages.
+ */
+static struct vfsmount *kvmfr_shm_mount(void)
+{
+	struct file_system_type *tmpfs = get_fs_type("tmpfs");
+	char opts[] = "huge=within_size"; /* parsed in place */
+	struct vfsmount *mnt;
+
+	if (!tmpfs)
+		return ERR_PTR(-ENODEV);
+	mnt = vfs_kern_mount(tmpfs, SB_KERNMOUNT, KBUILD_MODNAME, opts);
+	if (IS_ERR(mnt))
+		mnt = vfs_kern_mount(tmpfs, SB_KERNMOUNT, KBUILD_MODNAME, NULL);
+	return mnt;
+}
+
 static int __init kvmfr_init(void)
 {
 	int ret;
@@ -1552,9 +1698,15 @@ static int __init kvmfr_init(void)
 		goto unregister_chrdev;
 	}
 
+	kvmfr_shm_mnt = kvmfr_shm_mount();
+	if (IS_ERR(kvmfr_shm_mnt)) {
+		ret = PTR_ERR(kvmfr_shm_mnt);
+		goto unmount;
+	}
+
 	ret = kvmfr_static_create_all();
 	if (ret)
-		goto unmount;
+		goto unmount_shm;
 
 	ret = pci_register_driver(&kvmfr_pci_driver);
 	if (ret)
@@ -1563,6 +1715,8 @@ static int __init kvmfr_init(void)
 
 destroy_static:
 	kvmfr_static_destroy_all();
+unmount_shm:
+	kern_unmount(kvmfr_shm_mnt);
 unmount:
 	kern_unmount(kvmfr_mnt);
 unregister_chrdev:
@@ -1576,6 +1730,7 @@ static void __exit kvmfr_exit(void)
 {
 	pci_unregister_driver(&kvmfr_pci_driver);
 	kvmfr_static_destroy_all();
+	kern_unmount(kvmfr_shm_mnt);
 	kern_unmount(kvmfr_mnt);
 	unregister_chrdev_region(kvmfr_devt, KVMFR_MAX_MINORS);
 	class_unregister(&kvmfr_class);
