@@ -516,6 +516,18 @@ static struct kvmfr_dev *kvmfr_dev_alloc(enum kvmfr_type type, u64 size,
 
 static const struct file_operations kvmfr_fops;
 
+/*
+ * The address space of the device's user mappings (device and dma-buf
+ * files): the tmpfs file's for static memory, whose page cache it is; an
+ * inode of our own for PCI memory, so that removal can zap them all.
+ */
+static struct address_space *kvmfr_dev_mapping(struct kvmfr_dev *kdev)
+{
+	if (kdev->type == KVMFR_TYPE_STATIC)
+		return kdev->mem.shm->f_mapping;
+	return kdev->inode->i_mapping;
+}
+
 /* Give the device a minor, an address space and a node. */
 static int kvmfr_dev_add(struct kvmfr_dev *kdev)
 {
@@ -527,8 +539,6 @@ static int kvmfr_dev_add(struct kvmfr_dev *kdev)
 		kdev->inode = NULL;
 		return ret;
 	}
-	/* The core maps no folio with a PMD across its mapping's i_size. */
-	i_size_write(kdev->inode, kdev->size);
 
 	minor = ida_alloc_max(&kvmfr_minors, KVMFR_MAX_MINORS - 1, GFP_KERNEL);
 	if (minor < 0)
@@ -734,32 +744,6 @@ static vm_fault_t kvmfr_insert_pages(struct vm_area_struct *vma,
 	return VM_FAULT_NOPAGE;
 }
 
-/*
- * Whether the fault can be left to the core to map @page's whole folio with
- * one PMD: the folio is PMD-sized, the aligned 2 MiB around the address is
- * inside the VMA, no page table is there yet, and the VMA's file offsets
- * (vm_pgoff, which the core aligns with) are the device's page numbers
- * modulo 2 MiB: a dma-buf starting at an unaligned device page never gets
- * a PMD, since the core would map the folio a few pages off.
- */
-static bool kvmfr_fault_pmd_ok(struct vm_fault *vmf,
-			       const struct kvmfr_range *r, struct page *page)
-{
-	struct vm_area_struct *vma = vmf->vma;
-	unsigned long haddr = vmf->address & PMD_MASK;
-
-	if (!IS_ENABLED(CONFIG_TRANSPARENT_HUGEPAGE))
-		return false;
-	if (r->first % KVMFR_PMD_PAGES ||
-	    ((vma->vm_start >> PAGE_SHIFT) - vma->vm_pgoff) % KVMFR_PMD_PAGES)
-		return false;
-	if (haddr < vma->vm_start || haddr + PMD_SIZE > vma->vm_end)
-		return false;
-	if (compound_nr(compound_head(page)) != KVMFR_PMD_PAGES)
-		return false;
-	return pmd_none(READ_ONCE(*vmf->pmd));
-}
-
 static vm_fault_t kvmfr_vm_fault(struct vm_fault *vmf)
 {
 	struct vm_area_struct *vma = vmf->vma;
@@ -781,23 +765,12 @@ static vm_fault_t kvmfr_vm_fault(struct vm_fault *vmf)
 	end = min(end, addr + ((r->npages - pgoff) << PAGE_SHIFT));
 
 	down_read(&kdev->lock);
-	if (kdev->dead) {
+	if (kdev->dead)
 		ret = VM_FAULT_SIGBUS;
-	} else if (kdev->type == KVMFR_TYPE_STATIC &&
-		   kvmfr_fault_pmd_ok(vmf, r, kdev->mem.pages[r->first + pgoff])) {
-		/*
-		 * Hand the page to the core, which maps its folio with one
-		 * PMD (do_set_pmd) like any file THP, or with one PTE if it
-		 * changes its mind. The reference taken here is the mapping's.
-		 */
-		vmf->page = kdev->mem.pages[r->first + pgoff];
-		get_page(vmf->page);
-		ret = 0;
-	} else {
+	else
 		ret = kvmfr_insert_pages(vma, start, r,
 					 pgoff - ((addr - start) >> PAGE_SHIFT),
 					 (end - start) >> PAGE_SHIFT);
-	}
 	up_read(&kdev->lock);
 	return ret;
 }
@@ -807,9 +780,35 @@ static const struct vm_operations_struct kvmfr_vm_ops = {
 };
 
 /*
- * Set up a mapping of @r. Pages are inserted as ordinary (refcounted, not
- * PFNMAP) PTEs on first touch, so the mapping can be long-term pinned, e.g.
- * by VFIO when QEMU uses the device as guest RAM. The mapping can never grow.
+ * Static memory is mapped as the page cache of its tmpfs file: the mapping's
+ * file offsets are the file's page indices, so the core maps a 2 MiB folio
+ * with one PMD where the VMA covers it at a 2 MiB-aligned address (in
+ * finish_fault, or in filemap_map_pages for read faults), and with PTEs
+ * elsewhere. The reference taken here is the mapping's.
+ */
+static vm_fault_t kvmfr_shm_fault(struct vm_fault *vmf)
+{
+	const struct kvmfr_range *r = vmf->vma->vm_private_data;
+	const struct kvmfr_mem *mem = &r->kdev->mem;
+
+	if (vmf->pgoff < r->first || vmf->pgoff - r->first >= r->npages)
+		return VM_FAULT_SIGBUS;
+	vmf->page = mem->pages[vmf->pgoff];
+	get_page(vmf->page);
+	return 0;
+}
+
+static const struct vm_operations_struct kvmfr_shm_vm_ops = {
+	.fault = kvmfr_shm_fault,
+	.map_pages = filemap_map_pages,
+};
+
+/*
+ * Set up a mapping of @r. Pages are mapped as ordinary (refcounted, not
+ * PFNMAP) entries on first touch, so the mapping can be long-term pinned,
+ * e.g. by VFIO when QEMU uses the device as guest RAM. The mapping can never
+ * grow. A mapping of static memory is one of its tmpfs file (f_mapping) at
+ * the file's offsets, also for a dma-buf: vm_pgoff becomes the device page.
  */
 static int kvmfr_mmap_range(struct kvmfr_range *r, struct vm_area_struct *vma)
 {
@@ -828,11 +827,16 @@ static int kvmfr_mmap_range(struct kvmfr_range *r, struct vm_area_struct *vma)
 		ret = -ENODEV;
 		goto unlock;
 	}
-	vm_flags_set(vma, VM_MIXEDMAP | VM_DONTEXPAND | VM_DONTDUMP);
-	/* IVSHMEM memory is shared with the host: never encrypted (SEV). */
-	if (kdev->type == KVMFR_TYPE_PCI)
+	if (kdev->type == KVMFR_TYPE_STATIC) {
+		vm_flags_set(vma, VM_DONTEXPAND | VM_DONTDUMP);
+		vma->vm_pgoff += r->first;
+		vma->vm_ops = &kvmfr_shm_vm_ops;
+	} else {
+		vm_flags_set(vma, VM_MIXEDMAP | VM_DONTEXPAND | VM_DONTDUMP);
+		/* IVSHMEM memory is shared with the host: never encrypted. */
 		vma->vm_page_prot = pgprot_decrypted(vma->vm_page_prot);
-	vma->vm_ops = &kvmfr_vm_ops;
+		vma->vm_ops = &kvmfr_vm_ops;
+	}
 	vma->vm_private_data = r;
 unlock:
 	up_read(&kdev->lock);
@@ -1232,7 +1236,7 @@ static int kvmfr_create_dmabuf(struct kvmfr_dev *kdev, u8 flags, u64 offset,
 	get_device(&kdev->dev);
 	buf->dmabuf = dmabuf;
 	/* Its user mappings join the device's, so removal zaps them too. */
-	dmabuf->file->f_mapping = kdev->inode->i_mapping;
+	dmabuf->file->f_mapping = kvmfr_dev_mapping(kdev);
 
 	/*
 	 * A removal racing with this misses the new buffer, which is fine:
@@ -1273,7 +1277,7 @@ static int kvmfr_open(struct inode *inode, struct file *filp)
 		/* The file owns this reference until release. */
 		get_device(&kdev->dev);
 		filp->private_data = kdev;
-		filp->f_mapping = kdev->inode->i_mapping;
+		filp->f_mapping = kvmfr_dev_mapping(kdev);
 	}
 	up_read(&kdev->lock);
 	return ret;
