@@ -378,9 +378,8 @@ static int kvmfr_mem_alloc_static(struct kvmfr_mem *mem, const char *name,
 	mapping_set_unevictable(mapping);
 
 	for (i = 0; i < npages; i += n) {
-		page = shmem_read_mapping_page_gfp(mapping, i,
-						   GFP_HIGHUSER |
-						   __GFP_RETRY_MAYFAIL);
+		page = shmem_read_mapping_page_gfp(
+			mapping, i, GFP_HIGHUSER | __GFP_RETRY_MAYFAIL);
 		if (IS_ERR(page))
 			return PTR_ERR(page);
 		/* One reference on the folio, for the pages up to its end. */
@@ -1319,8 +1318,8 @@ static unsigned long kvmfr_get_unmapped_area(struct file *filp,
 	if (!IS_ENABLED(CONFIG_TRANSPARENT_HUGEPAGE) || in_compat_syscall() ||
 	    (flags & MAP_FIXED) || len < PMD_SIZE || len + PMD_SIZE < len)
 		goto plain;
-	ret = current->mm->get_unmapped_area(filp, addr, len + PMD_SIZE,
-					     pgoff, flags);
+	ret = current->mm->get_unmapped_area(filp, addr, len + PMD_SIZE, pgoff,
+					     flags);
 	if (IS_ERR_VALUE(ret))
 		goto plain;
 	if (ret == addr)
@@ -1456,8 +1455,8 @@ static struct kvmfr_dev *kvmfr_static_create(unsigned int index, u32 mb)
 	ret = kvmfr_dev_add(kdev);
 	if (ret)
 		goto put_dev;
-	dev_info(&kdev->dev, "%u MiB of RAM, %lu MiB of it in 2 MiB pages\n", mb,
-		 kdev->mem.nr_huge >> (20 - PAGE_SHIFT));
+	dev_info(&kdev->dev, "%u MiB of RAM, %lu MiB of it in 2 MiB pages\n",
+		 mb, kdev->mem.nr_huge >> (20 - PAGE_SHIFT));
 	return kdev;
 
 put_dev:
