@@ -355,6 +355,7 @@ static unsigned long kvmfr_folio_tail(struct page *page)
 static int kvmfr_mem_alloc_static(struct kvmfr_mem *mem, const char *name,
 				  unsigned long npages)
 {
+	const gfp_t gfp = GFP_HIGHUSER | __GFP_RETRY_MAYFAIL;
 	struct address_space *mapping;
 	unsigned long i, j, n;
 	struct page *page;
@@ -378,8 +379,7 @@ static int kvmfr_mem_alloc_static(struct kvmfr_mem *mem, const char *name,
 	mapping_set_unevictable(mapping);
 
 	for (i = 0; i < npages; i += n) {
-		page = shmem_read_mapping_page_gfp(
-			mapping, i, GFP_HIGHUSER | __GFP_RETRY_MAYFAIL);
+		page = shmem_read_mapping_page_gfp(mapping, i, gfp);
 		if (IS_ERR(page))
 			return PTR_ERR(page);
 		/* One reference on the folio, for the pages up to its end. */
