@@ -187,6 +187,7 @@ struct kvmfr_dev {
 	/* PCI devices only */
 	struct pci_dev *pdev;
 	struct dev_pagemap pgmap;
+	bool huge; /* the BAR's struct pages are 2 MiB compound pages */
 	void *kaddr; /* kernel mapping of the BAR, until removal */
 };
 
@@ -576,6 +577,22 @@ static void kvmfr_dev_del(struct kvmfr_dev *kdev)
  * then waits for them (kvmfr_dev_wait_fences, kvmfr_dev_wait_unused). The
  * device object itself lives on until its last reference.
  */
+/*
+ * Wait for faults that saw the device alive to finish mapping: such a fault
+ * holds its folio locked until its entry is in place (kvmfr_page_fault).
+ */
+static void kvmfr_dev_fault_barrier(struct kvmfr_dev *kdev)
+{
+	unsigned long i;
+	struct page *head;
+
+	for (i = 0; i < kdev->mem.npages; i += compound_nr(head)) {
+		head = compound_head(kdev->mem.pages[i]);
+		lock_page(head);
+		unlock_page(head);
+	}
+}
+
 static void kvmfr_dev_revoke(struct kvmfr_dev *kdev)
 {
 	struct kvmfr_buf *buf;
@@ -584,6 +601,8 @@ static void kvmfr_dev_revoke(struct kvmfr_dev *kdev)
 	kdev->dead = true;
 	up_write(&kdev->lock);
 
+	unmap_mapping_range(kdev->inode->i_mapping, 0, 0, 1);
+	kvmfr_dev_fault_barrier(kdev);
 	unmap_mapping_range(kdev->inode->i_mapping, 0, 0, 1);
 
 	/*
@@ -749,10 +768,10 @@ static vm_fault_t kvmfr_vm_fault(struct vm_fault *vmf)
 	const struct kvmfr_range *r = vma->vm_private_data;
 	struct kvmfr_dev *kdev = r->kdev;
 	unsigned long start, end, addr = vmf->address & PAGE_MASK;
-	pgoff_t pgoff = vmf->pgoff;
+	pgoff_t pgoff = vmf->pgoff - r->first;
 	vm_fault_t ret;
 
-	if (pgoff >= r->npages)
+	if (vmf->pgoff < r->first || pgoff >= r->npages)
 		return VM_FAULT_SIGBUS;
 
 	/* Fault in the aligned window around the address, within bounds. */
@@ -779,35 +798,69 @@ static const struct vm_operations_struct kvmfr_vm_ops = {
 };
 
 /*
- * Static memory is mapped as the page cache of its tmpfs file: the mapping's
- * file offsets are the file's page indices, so the core maps a 2 MiB folio
- * with one PMD where the VMA covers it at a 2 MiB-aligned address (in
- * finish_fault, or in filemap_map_pages for read faults), and with PTEs
- * elsewhere. The reference taken here is the mapping's.
+ * Faults of a mapping placed so that the core can map whole 2 MiB folios:
+ * the page goes back to the core, which maps its folio with one PMD where
+ * the VMA covers it (finish_fault, or filemap_map_pages for read faults
+ * of static memory, the page cache of its tmpfs file) and with one PTE
+ * elsewhere. The page is returned locked: removal locks every folio after
+ * setting dead and zapping, so a fault that saw the device alive has
+ * mapped its page before that, and the second zap takes it away. The
+ * reference taken here is the mapping's.
  */
-static vm_fault_t kvmfr_shm_fault(struct vm_fault *vmf)
+static vm_fault_t kvmfr_page_fault(struct vm_fault *vmf)
 {
 	const struct kvmfr_range *r = vmf->vma->vm_private_data;
-	const struct kvmfr_mem *mem = &r->kdev->mem;
+	struct kvmfr_dev *kdev = r->kdev;
+	struct page *page;
 
 	if (vmf->pgoff < r->first || vmf->pgoff - r->first >= r->npages)
 		return VM_FAULT_SIGBUS;
-	vmf->page = mem->pages[vmf->pgoff];
-	get_page(vmf->page);
-	return 0;
+	page = kdev->mem.pages[vmf->pgoff];
+
+	down_read(&kdev->lock);
+	if (kdev->dead) {
+		up_read(&kdev->lock);
+		return VM_FAULT_SIGBUS;
+	}
+	lock_page(page);
+	get_page(page);
+	up_read(&kdev->lock);
+	vmf->page = page;
+	return VM_FAULT_LOCKED;
 }
 
 static const struct vm_operations_struct kvmfr_shm_vm_ops = {
-	.fault = kvmfr_shm_fault,
+	.fault = kvmfr_page_fault,
 	.map_pages = filemap_map_pages,
 };
+
+static const struct vm_operations_struct kvmfr_bar_vm_ops = {
+	.fault = kvmfr_page_fault,
+};
+
+/*
+ * Whether @vma can map whole folios with PMDs: its addresses and file
+ * offsets (device pages) agree modulo 2 MiB and the memory comes in 2 MiB
+ * folios. Otherwise faults insert 2 MiB windows of PTEs themselves.
+ */
+static bool kvmfr_vma_can_pmd(struct kvmfr_dev *kdev,
+			      struct vm_area_struct *vma)
+{
+	if (!IS_ENABLED(CONFIG_TRANSPARENT_HUGEPAGE))
+		return false;
+	if (kdev->type == KVMFR_TYPE_PCI && !kdev->huge)
+		return false;
+	return !(((vma->vm_start >> PAGE_SHIFT) - vma->vm_pgoff) %
+		 KVMFR_PMD_PAGES);
+}
 
 /*
  * Set up a mapping of @r. Pages are mapped as ordinary (refcounted, not
  * PFNMAP) entries on first touch, so the mapping can be long-term pinned,
  * e.g. by VFIO when QEMU uses the device as guest RAM. The mapping can never
- * grow. A mapping of static memory is one of its tmpfs file (f_mapping) at
- * the file's offsets, also for a dma-buf: vm_pgoff becomes the device page.
+ * grow. Its file offsets are device pages, also for a dma-buf (vm_pgoff is
+ * moved by the buffer's start), so that they match the folios' alignment
+ * and, for static memory, the tmpfs file's page indices (f_mapping).
  */
 static int kvmfr_mmap_range(struct kvmfr_range *r, struct vm_area_struct *vma)
 {
@@ -826,16 +879,20 @@ static int kvmfr_mmap_range(struct kvmfr_range *r, struct vm_area_struct *vma)
 		ret = -ENODEV;
 		goto unlock;
 	}
-	if (kdev->type == KVMFR_TYPE_STATIC) {
+	vma->vm_pgoff += r->first;
+	if (kvmfr_vma_can_pmd(kdev, vma)) {
+		/* No VM_MIXEDMAP: its PMDs would be zapped as special. */
 		vm_flags_set(vma, VM_DONTEXPAND | VM_DONTDUMP);
-		vma->vm_pgoff += r->first;
-		vma->vm_ops = &kvmfr_shm_vm_ops;
+		vma->vm_ops = kdev->type == KVMFR_TYPE_STATIC ?
+				      &kvmfr_shm_vm_ops :
+				      &kvmfr_bar_vm_ops;
 	} else {
 		vm_flags_set(vma, VM_MIXEDMAP | VM_DONTEXPAND | VM_DONTDUMP);
-		/* IVSHMEM memory is shared with the host: never encrypted. */
-		vma->vm_page_prot = pgprot_decrypted(vma->vm_page_prot);
 		vma->vm_ops = &kvmfr_vm_ops;
 	}
+	/* IVSHMEM memory is shared with the host: never encrypted (SEV). */
+	if (kdev->type == KVMFR_TYPE_PCI)
+		vma->vm_page_prot = pgprot_decrypted(vma->vm_page_prot);
 	vma->vm_private_data = r;
 unlock:
 	up_read(&kdev->lock);
@@ -1513,13 +1570,17 @@ static int kvmfr_static_create_all(void)
 /* After the user mappings are zapped only transient pins can remain. */
 static void kvmfr_pci_wait_unpinned(struct kvmfr_dev *kdev)
 {
+	struct page *head;
 	unsigned long i, busy;
 	unsigned int waited = 0;
 
 	for (;;) {
 		busy = 0;
-		for (i = 0; i < kdev->mem.npages; i++)
-			busy += page_ref_count(kdev->mem.pages[i]) != 1;
+		for (i = 0; i < kdev->mem.npages; i += compound_nr(head)) {
+			/* Pins of a compound page count on its head. */
+			head = compound_head(kdev->mem.pages[i]);
+			busy += page_ref_count(head) != 1;
+		}
 		if (!busy)
 			return;
 		if (waited++ == 50)
@@ -1582,6 +1643,14 @@ static int kvmfr_pci_probe(struct pci_dev *pdev, const struct pci_device_id *id)
 	kdev->pgmap.range.start = start;
 	kdev->pgmap.range.end = start + size - 1;
 	kdev->pgmap.nr_range = 1;
+#ifdef KVMFR_HAVE_DEV_PAGEMAP_VMEMMAP_SHIFT
+	/* 2 MiB compound pages, so that user mappings can use PMDs. */
+	if (IS_ENABLED(CONFIG_TRANSPARENT_HUGEPAGE) &&
+	    IS_ALIGNED(start | size, PMD_SIZE)) {
+		kdev->pgmap.vmemmap_shift = PMD_SHIFT - PAGE_SHIFT;
+		kdev->huge = true;
+	}
+#endif
 	addr = memremap_pages(&kdev->pgmap, dev_to_node(&pdev->dev));
 	if (IS_ERR(addr)) {
 		ret = PTR_ERR(addr);
