@@ -516,18 +516,6 @@ static struct kvmfr_dev *kvmfr_dev_alloc(enum kvmfr_type type, u64 size,
 
 static const struct file_operations kvmfr_fops;
 
-/*
- * The address space of the device's user mappings (device and dma-buf
- * files): the tmpfs file's for static memory, whose page cache it is; an
- * inode of our own for PCI memory, so that removal can zap them all.
- */
-static struct address_space *kvmfr_dev_mapping(struct kvmfr_dev *kdev)
-{
-	if (kdev->type == KVMFR_TYPE_STATIC)
-		return kdev->mem.shm->f_mapping;
-	return kdev->inode->i_mapping;
-}
-
 /* Give the device a minor, an address space and a node. */
 static int kvmfr_dev_add(struct kvmfr_dev *kdev)
 {
@@ -539,6 +527,8 @@ static int kvmfr_dev_add(struct kvmfr_dev *kdev)
 		kdev->inode = NULL;
 		return ret;
 	}
+	/* The core maps no folio with a PMD across its mapping's i_size. */
+	i_size_write(kdev->inode, kdev->size);
 
 	minor = ida_alloc_max(&kvmfr_minors, KVMFR_MAX_MINORS - 1, GFP_KERNEL);
 	if (minor < 0)
@@ -800,12 +790,11 @@ static const struct vm_operations_struct kvmfr_vm_ops = {
 /*
  * Faults of a mapping placed so that the core can map whole 2 MiB folios:
  * the page goes back to the core, which maps its folio with one PMD where
- * the VMA covers it (finish_fault, or filemap_map_pages for read faults
- * of static memory, the page cache of its tmpfs file) and with one PTE
- * elsewhere. The page is returned locked: removal locks every folio after
- * setting dead and zapping, so a fault that saw the device alive has
- * mapped its page before that, and the second zap takes it away. The
- * reference taken here is the mapping's.
+ * the VMA covers it (finish_fault) and with one PTE elsewhere. The page is
+ * returned locked: removal locks every folio after setting dead and
+ * zapping, so a fault that saw the device alive has mapped its page before
+ * that, and the second zap takes it away. The reference taken here is the
+ * mapping's.
  */
 static vm_fault_t kvmfr_page_fault(struct vm_fault *vmf)
 {
@@ -829,12 +818,7 @@ static vm_fault_t kvmfr_page_fault(struct vm_fault *vmf)
 	return VM_FAULT_LOCKED;
 }
 
-static const struct vm_operations_struct kvmfr_shm_vm_ops = {
-	.fault = kvmfr_page_fault,
-	.map_pages = filemap_map_pages,
-};
-
-static const struct vm_operations_struct kvmfr_bar_vm_ops = {
+static const struct vm_operations_struct kvmfr_pmd_vm_ops = {
 	.fault = kvmfr_page_fault,
 };
 
@@ -859,13 +843,12 @@ static bool kvmfr_vma_can_pmd(struct kvmfr_dev *kdev,
  * PFNMAP) entries on first touch, so the mapping can be long-term pinned,
  * e.g. by VFIO when QEMU uses the device as guest RAM. The mapping can never
  * grow. Its file offsets are device pages, also for a dma-buf (vm_pgoff is
- * moved by the buffer's start), so that they match the folios' alignment
- * and, for static memory, the tmpfs file's page indices (f_mapping).
+ * moved by the buffer's start), so that they match the folios' alignment.
  */
 static int kvmfr_mmap_range(struct kvmfr_range *r, struct vm_area_struct *vma)
 {
 	struct kvmfr_dev *kdev = r->kdev;
-	int ret = 0;
+	int ret;
 
 	/* MAP_SHARED of a read-only fd has VM_MAYSHARE without VM_SHARED. */
 	if (!(vma->vm_flags & VM_MAYSHARE))
@@ -874,18 +857,23 @@ static int kvmfr_mmap_range(struct kvmfr_range *r, struct vm_area_struct *vma)
 	    vma_pages(vma) > r->npages - vma->vm_pgoff)
 		return -EINVAL;
 
+	/*
+	 * An early answer only: removal may come right after, before the VMA
+	 * is linked where its zap would find it, but every fault checks dead.
+	 * (The VMA's own lock, taken below, must not nest inside kdev->lock:
+	 * faults take them the other way round.)
+	 */
 	down_read(&kdev->lock);
-	if (kdev->dead) {
-		ret = -ENODEV;
-		goto unlock;
-	}
+	ret = kdev->dead ? -ENODEV : 0;
+	up_read(&kdev->lock);
+	if (ret)
+		return ret;
+
 	vma->vm_pgoff += r->first;
 	if (kvmfr_vma_can_pmd(kdev, vma)) {
 		/* No VM_MIXEDMAP: its PMDs would be zapped as special. */
 		vm_flags_set(vma, VM_DONTEXPAND | VM_DONTDUMP);
-		vma->vm_ops = kdev->type == KVMFR_TYPE_STATIC ?
-				      &kvmfr_shm_vm_ops :
-				      &kvmfr_bar_vm_ops;
+		vma->vm_ops = &kvmfr_pmd_vm_ops;
 	} else {
 		vm_flags_set(vma, VM_MIXEDMAP | VM_DONTEXPAND | VM_DONTDUMP);
 		vma->vm_ops = &kvmfr_vm_ops;
@@ -894,9 +882,7 @@ static int kvmfr_mmap_range(struct kvmfr_range *r, struct vm_area_struct *vma)
 	if (kdev->type == KVMFR_TYPE_PCI)
 		vma->vm_page_prot = pgprot_decrypted(vma->vm_page_prot);
 	vma->vm_private_data = r;
-unlock:
-	up_read(&kdev->lock);
-	return ret;
+	return 0;
 }
 
 /* ------------------------------------------------------------------------
@@ -1292,7 +1278,7 @@ static int kvmfr_create_dmabuf(struct kvmfr_dev *kdev, u8 flags, u64 offset,
 	get_device(&kdev->dev);
 	buf->dmabuf = dmabuf;
 	/* Its user mappings join the device's, so removal zaps them too. */
-	dmabuf->file->f_mapping = kvmfr_dev_mapping(kdev);
+	dmabuf->file->f_mapping = kdev->inode->i_mapping;
 
 	/*
 	 * A removal racing with this misses the new buffer, which is fine:
@@ -1333,7 +1319,7 @@ static int kvmfr_open(struct inode *inode, struct file *filp)
 		/* The file owns this reference until release. */
 		get_device(&kdev->dev);
 		filp->private_data = kdev;
-		filp->f_mapping = kvmfr_dev_mapping(kdev);
+		filp->f_mapping = kdev->inode->i_mapping;
 	}
 	up_read(&kdev->lock);
 	return ret;
