@@ -115,6 +115,13 @@ static inline void dma_buf_invalidate_mappings(struct dma_buf *dmabuf)
 }
 #endif
 
+/* No flags for shmem_file_setup*(): not VM_NORESERVE, account it all. */
+#ifdef KVMFR_HAVE_EMPTY_VMA_FLAGS
+#define KVMFR_SHMEM_FLAGS EMPTY_VMA_FLAGS
+#else
+#define KVMFR_SHMEM_FLAGS 0
+#endif
+
 #ifndef KVMFR_HAVE_VM_FLAGS_SET
 static inline void vm_flags_set(struct vm_area_struct *vma, unsigned long flags)
 {
@@ -368,7 +375,8 @@ static int kvmfr_mem_alloc_static(struct kvmfr_mem *mem, const char *name,
 	mem->nr_huge = 0;
 
 	mem->shm = shmem_file_setup_with_mnt(kvmfr_shm_mnt, name,
-					     (loff_t)npages << PAGE_SHIFT, 0);
+					     (loff_t)npages << PAGE_SHIFT,
+					     KVMFR_SHMEM_FLAGS);
 	if (IS_ERR(mem->shm)) {
 		int ret = PTR_ERR(mem->shm);
 
