@@ -22,7 +22,11 @@
  *    the kernel mapping of the BAR, waits for transient page pins and only
  *    then unmaps the BAR's struct pages. Faults and new mappings check the
  *    dead flag under kdev->lock, so nothing can map the memory afterwards.
- *  - Static memory is freed when the last reference to its device goes.
+ *  - Static memory is a file on a private tmpfs mount (huge=within_size,
+ *    so it is made of 2 MiB folios where the allocator has them). The
+ *    device holds the file and one reference on every folio from load time
+ *    until the last reference to the device goes; the folios are never
+ *    swapped, migrated or split meanwhile.
  *
  * Locking: kdev->lock (rwsem) is taken for read by everything that maps
  * the memory (fault, mmap, attach, map, vmap) and for write only to set
@@ -46,6 +50,7 @@
 #include <linux/io.h>
 #include <linux/memremap.h>
 #include <linux/mm.h>
+#include <linux/mman.h>
 #include <linux/module.h>
 #include <linux/mount.h>
 #include <linux/overflow.h>
@@ -53,6 +58,8 @@
 #include <linux/pseudo_fs.h>
 #include <linux/rwsem.h>
 #include <linux/scatterlist.h>
+#include <linux/sched/mm.h>
+#include <linux/shmem_fs.h>
 #include <linux/slab.h>
 #include <linux/vmalloc.h>
 
@@ -108,6 +115,13 @@ static inline void dma_buf_invalidate_mappings(struct dma_buf *dmabuf)
 }
 #endif
 
+/* No flags for shmem_file_setup*(): not VM_NORESERVE, account it all. */
+#ifdef KVMFR_HAVE_EMPTY_VMA_FLAGS
+#define KVMFR_SHMEM_FLAGS EMPTY_VMA_FLAGS
+#else
+#define KVMFR_SHMEM_FLAGS 0
+#endif
+
 #ifndef KVMFR_HAVE_VM_FLAGS_SET
 static inline void vm_flags_set(struct vm_area_struct *vma, unsigned long flags)
 {
@@ -126,6 +140,7 @@ MODULE_IMPORT_NS("DMA_BUF");
 
 /* Pages mapped by one fault: a 2 MiB-aligned window, clipped to the VMA. */
 #define KVMFR_FAULT_WINDOW (PMD_SIZE >> PAGE_SHIFT)
+#define KVMFR_PMD_PAGES (PMD_SIZE >> PAGE_SHIFT)
 
 enum kvmfr_type {
 	KVMFR_TYPE_STATIC,
@@ -134,11 +149,14 @@ enum kvmfr_type {
 
 /*
  * The memory behind a device: npages struct pages in device order. Static
- * memory owns its pages; PCI memory borrows the BAR's ZONE_DEVICE pages.
+ * memory is the file shm, of which it holds every folio; PCI memory borrows
+ * the BAR's ZONE_DEVICE pages.
  */
 struct kvmfr_mem {
 	struct page **pages;
 	unsigned long npages;
+	struct file *shm; /* static only */
+	unsigned long nr_huge; /* pages in PMD-sized folios */
 };
 
 /* A page range of a device as seen by one kind of mapping. */
@@ -176,6 +194,7 @@ struct kvmfr_dev {
 	/* PCI devices only */
 	struct pci_dev *pdev;
 	struct dev_pagemap pgmap;
+	bool huge; /* the BAR's struct pages are 2 MiB compound pages */
 	void *kaddr; /* kernel mapping of the BAR, until removal */
 };
 
@@ -225,6 +244,7 @@ static struct kvmfr_sizes static_sizes;
 static dev_t kvmfr_devt;
 static DEFINE_IDA(kvmfr_minors);
 static struct vfsmount *kvmfr_mnt;
+static struct vfsmount *kvmfr_shm_mnt; /* tmpfs, huge=within_size */
 
 /* Static devices, newest first, for module unload. */
 static struct kvmfr_dev **static_devs;
@@ -323,40 +343,61 @@ MODULE_PARM_DESC(static_size_mb,
  */
 
 /*
- * Allocate zeroed static memory in the largest chunks the allocator gives,
- * split into independent order-0 pages so that every page can be mapped,
- * pinned and freed on its own.
+ * Number of pages from @page to the end of its folio (compound page): a
+ * folio is held and released as one, through any of its pages.
  */
-static int kvmfr_mem_alloc_static(struct kvmfr_mem *mem, unsigned long npages)
+static unsigned long kvmfr_folio_tail(struct page *page)
 {
-	unsigned int order = get_order(PMD_SIZE);
-	unsigned long i = 0, j;
+	struct page *head = compound_head(page);
+
+	return compound_nr(head) - (page_to_pfn(page) - page_to_pfn(head));
+}
+
+/*
+ * Static memory: a tmpfs file of npages pages, every page allocated and
+ * zeroed now. The mount makes 2 MiB folios where the allocator has them;
+ * the rest is 4 KiB. The folios are kept out of ZONE_MOVABLE and CMA (so
+ * that VFIO can long-term pin them) and off the evictable LRU, and the
+ * reference held on each keeps reclaim, migration and splitting away.
+ */
+static int kvmfr_mem_alloc_static(struct kvmfr_mem *mem, const char *name,
+				  unsigned long npages)
+{
+	const gfp_t gfp = GFP_HIGHUSER | __GFP_RETRY_MAYFAIL;
+	struct address_space *mapping;
+	unsigned long i, j, n;
 	struct page *page;
 
 	mem->pages = kvmalloc_array(npages, sizeof(*mem->pages), GFP_KERNEL);
 	if (!mem->pages)
 		return -ENOMEM;
 	mem->npages = 0;
+	mem->nr_huge = 0;
 
-	while (i < npages) {
-		gfp_t gfp = GFP_KERNEL | __GFP_ZERO | __GFP_NOWARN;
+	mem->shm = shmem_file_setup_with_mnt(kvmfr_shm_mnt, name,
+					     (loff_t)npages << PAGE_SHIFT,
+					     KVMFR_SHMEM_FLAGS);
+	if (IS_ERR(mem->shm)) {
+		int ret = PTR_ERR(mem->shm);
 
-		while (order && (1UL << order) > npages - i)
-			order--;
-		gfp |= order ? __GFP_NORETRY : __GFP_RETRY_MAYFAIL;
+		mem->shm = NULL;
+		return ret;
+	}
+	mapping = mem->shm->f_mapping;
+	mapping_set_gfp_mask(mapping, GFP_HIGHUSER);
+	mapping_set_unevictable(mapping);
 
-		page = alloc_pages(gfp, order);
-		if (!page) {
-			if (order) {
-				order--;
-				continue;
-			}
-			return -ENOMEM;
-		}
-		split_page(page, order);
-		for (j = 0; j < (1UL << order); j++)
-			mem->pages[i++] = page + j;
-		mem->npages = i;
+	for (i = 0; i < npages; i += n) {
+		page = shmem_read_mapping_page_gfp(mapping, i, gfp);
+		if (IS_ERR(page))
+			return PTR_ERR(page);
+		/* One reference on the folio, for the pages up to its end. */
+		n = min(kvmfr_folio_tail(page), npages - i);
+		for (j = 0; j < n; j++)
+			mem->pages[i + j] = pfn_to_page(page_to_pfn(page) + j);
+		if (compound_nr(compound_head(page)) >= KVMFR_PMD_PAGES)
+			mem->nr_huge += n;
+		mem->npages = i + n;
 		cond_resched();
 	}
 	return 0;
@@ -364,13 +405,21 @@ static int kvmfr_mem_alloc_static(struct kvmfr_mem *mem, unsigned long npages)
 
 static void kvmfr_mem_free_static(struct kvmfr_mem *mem)
 {
-	unsigned long i;
+	unsigned long i, n;
 
-	/* A page still pinned by someone is freed by its last put. */
-	for (i = 0; i < mem->npages; i++)
+	/*
+	 * Drop the reference held on each folio; a page still pinned by
+	 * someone is freed by its last put, after the file is gone.
+	 */
+	for (i = 0; i < mem->npages; i += n) {
+		n = kvmfr_folio_tail(mem->pages[i]);
 		put_page(mem->pages[i]);
+	}
 	kvfree(mem->pages);
 	mem->pages = NULL;
+	if (mem->shm)
+		fput(mem->shm);
+	mem->shm = NULL;
 }
 
 static int kvmfr_mem_init_pci(struct kvmfr_mem *mem, struct page *first,
@@ -486,6 +535,8 @@ static int kvmfr_dev_add(struct kvmfr_dev *kdev)
 		kdev->inode = NULL;
 		return ret;
 	}
+	/* The core maps no folio with a PMD across its mapping's i_size. */
+	i_size_write(kdev->inode, kdev->size);
 
 	minor = ida_alloc_max(&kvmfr_minors, KVMFR_MAX_MINORS - 1, GFP_KERNEL);
 	if (minor < 0)
@@ -524,6 +575,22 @@ static void kvmfr_dev_del(struct kvmfr_dev *kdev)
  * then waits for them (kvmfr_dev_wait_fences, kvmfr_dev_wait_unused). The
  * device object itself lives on until its last reference.
  */
+/*
+ * Wait for faults that saw the device alive to finish mapping: such a fault
+ * holds its folio locked until its entry is in place (kvmfr_page_fault).
+ */
+static void kvmfr_dev_fault_barrier(struct kvmfr_dev *kdev)
+{
+	unsigned long i;
+	struct page *head;
+
+	for (i = 0; i < kdev->mem.npages; i += compound_nr(head)) {
+		head = compound_head(kdev->mem.pages[i]);
+		lock_page(head);
+		unlock_page(head);
+	}
+}
+
 static void kvmfr_dev_revoke(struct kvmfr_dev *kdev)
 {
 	struct kvmfr_buf *buf;
@@ -532,6 +599,8 @@ static void kvmfr_dev_revoke(struct kvmfr_dev *kdev)
 	kdev->dead = true;
 	up_write(&kdev->lock);
 
+	unmap_mapping_range(kdev->inode->i_mapping, 0, 0, 1);
+	kvmfr_dev_fault_barrier(kdev);
 	unmap_mapping_range(kdev->inode->i_mapping, 0, 0, 1);
 
 	/*
@@ -697,10 +766,10 @@ static vm_fault_t kvmfr_vm_fault(struct vm_fault *vmf)
 	const struct kvmfr_range *r = vma->vm_private_data;
 	struct kvmfr_dev *kdev = r->kdev;
 	unsigned long start, end, addr = vmf->address & PAGE_MASK;
-	pgoff_t pgoff = vmf->pgoff;
+	pgoff_t pgoff = vmf->pgoff - r->first;
 	vm_fault_t ret;
 
-	if (pgoff >= r->npages)
+	if (vmf->pgoff < r->first || pgoff >= r->npages)
 		return VM_FAULT_SIGBUS;
 
 	/* Fault in the aligned window around the address, within bounds. */
@@ -727,14 +796,67 @@ static const struct vm_operations_struct kvmfr_vm_ops = {
 };
 
 /*
- * Set up a mapping of @r. Pages are inserted as ordinary (refcounted, not
- * PFNMAP) PTEs on first touch, so the mapping can be long-term pinned, e.g.
- * by VFIO when QEMU uses the device as guest RAM. The mapping can never grow.
+ * Faults of a mapping placed so that the core can map whole 2 MiB folios:
+ * the page goes back to the core, which maps its folio with one PMD where
+ * the VMA covers it (finish_fault) and with one PTE elsewhere. The page is
+ * returned locked: removal locks every folio after setting dead and
+ * zapping, so a fault that saw the device alive has mapped its page before
+ * that, and the second zap takes it away. The reference taken here is the
+ * mapping's.
+ */
+static vm_fault_t kvmfr_page_fault(struct vm_fault *vmf)
+{
+	const struct kvmfr_range *r = vmf->vma->vm_private_data;
+	struct kvmfr_dev *kdev = r->kdev;
+	struct page *page;
+
+	if (vmf->pgoff < r->first || vmf->pgoff - r->first >= r->npages)
+		return VM_FAULT_SIGBUS;
+	page = kdev->mem.pages[vmf->pgoff];
+
+	down_read(&kdev->lock);
+	if (kdev->dead) {
+		up_read(&kdev->lock);
+		return VM_FAULT_SIGBUS;
+	}
+	lock_page(page);
+	get_page(page);
+	up_read(&kdev->lock);
+	vmf->page = page;
+	return VM_FAULT_LOCKED;
+}
+
+static const struct vm_operations_struct kvmfr_pmd_vm_ops = {
+	.fault = kvmfr_page_fault,
+};
+
+/*
+ * Whether @vma can map whole folios with PMDs: its addresses and file
+ * offsets (device pages) agree modulo 2 MiB and the memory comes in 2 MiB
+ * folios. Otherwise faults insert 2 MiB windows of PTEs themselves.
+ */
+static bool kvmfr_vma_can_pmd(struct kvmfr_dev *kdev,
+			      struct vm_area_struct *vma)
+{
+	if (!IS_ENABLED(CONFIG_TRANSPARENT_HUGEPAGE))
+		return false;
+	if (kdev->type == KVMFR_TYPE_PCI && !kdev->huge)
+		return false;
+	return !(((vma->vm_start >> PAGE_SHIFT) - vma->vm_pgoff) %
+		 KVMFR_PMD_PAGES);
+}
+
+/*
+ * Set up a mapping of @r. Pages are mapped as ordinary (refcounted, not
+ * PFNMAP) entries on first touch, so the mapping can be long-term pinned,
+ * e.g. by VFIO when QEMU uses the device as guest RAM. The mapping can never
+ * grow. Its file offsets are device pages, also for a dma-buf (vm_pgoff is
+ * moved by the buffer's start), so that they match the folios' alignment.
  */
 static int kvmfr_mmap_range(struct kvmfr_range *r, struct vm_area_struct *vma)
 {
 	struct kvmfr_dev *kdev = r->kdev;
-	int ret = 0;
+	int ret;
 
 	/* MAP_SHARED of a read-only fd has VM_MAYSHARE without VM_SHARED. */
 	if (!(vma->vm_flags & VM_MAYSHARE))
@@ -743,20 +865,32 @@ static int kvmfr_mmap_range(struct kvmfr_range *r, struct vm_area_struct *vma)
 	    vma_pages(vma) > r->npages - vma->vm_pgoff)
 		return -EINVAL;
 
+	/*
+	 * An early answer only: removal may come right after, before the VMA
+	 * is linked where its zap would find it, but every fault checks dead.
+	 * (The VMA's own lock, taken below, must not nest inside kdev->lock:
+	 * faults take them the other way round.)
+	 */
 	down_read(&kdev->lock);
-	if (kdev->dead) {
-		ret = -ENODEV;
-		goto unlock;
+	ret = kdev->dead ? -ENODEV : 0;
+	up_read(&kdev->lock);
+	if (ret)
+		return ret;
+
+	vma->vm_pgoff += r->first;
+	if (kvmfr_vma_can_pmd(kdev, vma)) {
+		/* No VM_MIXEDMAP: its PMDs would be zapped as special. */
+		vm_flags_set(vma, VM_DONTEXPAND | VM_DONTDUMP);
+		vma->vm_ops = &kvmfr_pmd_vm_ops;
+	} else {
+		vm_flags_set(vma, VM_MIXEDMAP | VM_DONTEXPAND | VM_DONTDUMP);
+		vma->vm_ops = &kvmfr_vm_ops;
 	}
-	vm_flags_set(vma, VM_MIXEDMAP | VM_DONTEXPAND | VM_DONTDUMP);
 	/* IVSHMEM memory is shared with the host: never encrypted (SEV). */
 	if (kdev->type == KVMFR_TYPE_PCI)
 		vma->vm_page_prot = pgprot_decrypted(vma->vm_page_prot);
-	vma->vm_ops = &kvmfr_vm_ops;
 	vma->vm_private_data = r;
-unlock:
-	up_read(&kdev->lock);
-	return ret;
+	return 0;
 }
 
 /* ------------------------------------------------------------------------
@@ -1214,6 +1348,48 @@ static int kvmfr_mmap(struct file *filp, struct vm_area_struct *vma)
 	return kvmfr_mmap_range(&kdev->whole, vma);
 }
 
+#ifdef KVMFR_HAVE_MM_GET_UNMAPPED_AREA_HOOK
+/*
+ * Place mappings of 2 MiB or more at an address congruent to their file
+ * offset modulo 2 MiB, so that whole folios can be mapped with PMDs: ask
+ * the process's allocator for 2 MiB more than needed and slide up. A hint
+ * the allocator honours is kept; if the padded request fails, the plain
+ * one is made. (Newer kernels' thp_get_unmapped_area() does the same for
+ * any file; up to 5.17 it did so only for DAX.)
+ */
+static unsigned long kvmfr_get_unmapped_area(struct file *filp,
+					     unsigned long addr,
+					     unsigned long len,
+					     unsigned long pgoff,
+					     unsigned long flags)
+{
+	unsigned long off = pgoff << PAGE_SHIFT;
+	unsigned long ret;
+
+	if (!IS_ENABLED(CONFIG_TRANSPARENT_HUGEPAGE) || in_compat_syscall() ||
+	    (flags & MAP_FIXED) || len < PMD_SIZE || len + PMD_SIZE < len)
+		goto plain;
+	ret = current->mm->get_unmapped_area(filp, addr, len + PMD_SIZE, pgoff,
+					     flags);
+	if (IS_ERR_VALUE(ret))
+		goto plain;
+	if (ret == addr)
+		return ret;
+	return ret + ((off - ret) & (PMD_SIZE - 1));
+plain:
+	return current->mm->get_unmapped_area(filp, addr, len, pgoff, flags);
+}
+#else
+static unsigned long kvmfr_get_unmapped_area(struct file *filp,
+					     unsigned long addr,
+					     unsigned long len,
+					     unsigned long pgoff,
+					     unsigned long flags)
+{
+	return thp_get_unmapped_area(filp, addr, len, pgoff, flags);
+}
+#endif
+
 /*
  * The size is the return value, and the ioctl syscall returns an int: a
  * device of 2 GiB or more cannot report its size this way (sysfs can).
@@ -1291,6 +1467,7 @@ static const struct file_operations kvmfr_fops = {
 	.open = kvmfr_open,
 	.release = kvmfr_release,
 	.mmap = kvmfr_mmap,
+	.get_unmapped_area = kvmfr_get_unmapped_area,
 	.fsync = noop_fsync, /* msync(): the memory has no backing store */
 	.unlocked_ioctl = kvmfr_ioctl,
 #ifdef CONFIG_COMPAT
@@ -1306,6 +1483,7 @@ static struct kvmfr_dev *kvmfr_static_create(unsigned int index, u32 mb)
 {
 	u64 size = (u64)mb << 20;
 	struct kvmfr_dev *kdev;
+	char name[32];
 	int ret;
 
 	if ((size >> PAGE_SHIFT) > totalram_pages()) {
@@ -1318,7 +1496,8 @@ static struct kvmfr_dev *kvmfr_static_create(unsigned int index, u32 mb)
 	if (!kdev)
 		return ERR_PTR(-ENOMEM);
 
-	ret = kvmfr_mem_alloc_static(&kdev->mem, size >> PAGE_SHIFT);
+	snprintf(name, sizeof(name), KBUILD_MODNAME "-static%u", index);
+	ret = kvmfr_mem_alloc_static(&kdev->mem, name, size >> PAGE_SHIFT);
 	if (ret) {
 		pr_err("static device %u: cannot allocate %u MiB\n", index, mb);
 		goto put_dev;
@@ -1327,6 +1506,8 @@ static struct kvmfr_dev *kvmfr_static_create(unsigned int index, u32 mb)
 	ret = kvmfr_dev_add(kdev);
 	if (ret)
 		goto put_dev;
+	dev_info(&kdev->dev, "%u MiB of RAM, %lu MiB of it in 2 MiB pages\n",
+		 mb, kdev->mem.nr_huge >> (20 - PAGE_SHIFT));
 	return kdev;
 
 put_dev:
@@ -1383,13 +1564,17 @@ static int kvmfr_static_create_all(void)
 /* After the user mappings are zapped only transient pins can remain. */
 static void kvmfr_pci_wait_unpinned(struct kvmfr_dev *kdev)
 {
+	struct page *head;
 	unsigned long i, busy;
 	unsigned int waited = 0;
 
 	for (;;) {
 		busy = 0;
-		for (i = 0; i < kdev->mem.npages; i++)
-			busy += page_ref_count(kdev->mem.pages[i]) != 1;
+		for (i = 0; i < kdev->mem.npages; i += compound_nr(head)) {
+			/* Pins of a compound page count on its head. */
+			head = compound_head(kdev->mem.pages[i]);
+			busy += page_ref_count(head) != 1;
+		}
 		if (!busy)
 			return;
 		if (waited++ == 50)
@@ -1452,6 +1637,14 @@ static int kvmfr_pci_probe(struct pci_dev *pdev, const struct pci_device_id *id)
 	kdev->pgmap.range.start = start;
 	kdev->pgmap.range.end = start + size - 1;
 	kdev->pgmap.nr_range = 1;
+#ifdef KVMFR_HAVE_DEV_PAGEMAP_VMEMMAP_SHIFT
+	/* 2 MiB compound pages, so that user mappings can use PMDs. */
+	if (IS_ENABLED(CONFIG_TRANSPARENT_HUGEPAGE) &&
+	    IS_ALIGNED(start | size, PMD_SIZE)) {
+		kdev->pgmap.vmemmap_shift = PMD_SHIFT - PAGE_SHIFT;
+		kdev->huge = true;
+	}
+#endif
 	addr = memremap_pages(&kdev->pgmap, dev_to_node(&pdev->dev));
 	if (IS_ERR(addr)) {
 		ret = PTR_ERR(addr);
@@ -1533,6 +1726,25 @@ static struct file_system_type kvmfr_fs_type = {
 	.kill_sb = kill_anon_super,
 };
 
+/*
+ * A private tmpfs for static memory, asking for 2 MiB folios wherever they
+ * fit inside the file (as i915's and DRM's huge mounts do). Without THP
+ * tmpfs refuses the option: the plain mount gives 4 KiB pages.
+ */
+static struct vfsmount *kvmfr_shm_mount(void)
+{
+	struct file_system_type *tmpfs = get_fs_type("tmpfs");
+	char opts[] = "huge=within_size"; /* parsed in place */
+	struct vfsmount *mnt;
+
+	if (!tmpfs)
+		return ERR_PTR(-ENODEV);
+	mnt = vfs_kern_mount(tmpfs, SB_KERNMOUNT, KBUILD_MODNAME, opts);
+	if (IS_ERR(mnt))
+		mnt = vfs_kern_mount(tmpfs, SB_KERNMOUNT, KBUILD_MODNAME, NULL);
+	return mnt;
+}
+
 static int __init kvmfr_init(void)
 {
 	int ret;
@@ -1552,9 +1764,15 @@ static int __init kvmfr_init(void)
 		goto unregister_chrdev;
 	}
 
+	kvmfr_shm_mnt = kvmfr_shm_mount();
+	if (IS_ERR(kvmfr_shm_mnt)) {
+		ret = PTR_ERR(kvmfr_shm_mnt);
+		goto unmount;
+	}
+
 	ret = kvmfr_static_create_all();
 	if (ret)
-		goto unmount;
+		goto unmount_shm;
 
 	ret = pci_register_driver(&kvmfr_pci_driver);
 	if (ret)
@@ -1563,6 +1781,8 @@ static int __init kvmfr_init(void)
 
 destroy_static:
 	kvmfr_static_destroy_all();
+unmount_shm:
+	kern_unmount(kvmfr_shm_mnt);
 unmount:
 	kern_unmount(kvmfr_mnt);
 unregister_chrdev:
@@ -1576,6 +1796,7 @@ static void __exit kvmfr_exit(void)
 {
 	pci_unregister_driver(&kvmfr_pci_driver);
 	kvmfr_static_destroy_all();
+	kern_unmount(kvmfr_shm_mnt);
 	kern_unmount(kvmfr_mnt);
 	unregister_chrdev_region(kvmfr_devt, KVMFR_MAX_MINORS);
 	class_unregister(&kvmfr_class);
