@@ -13,10 +13,12 @@ set -eu
 # style check; debootstrap, debian-archive-keyring: the chroots with the
 # compilers of other Debian releases (tests/lib/make-chroot.sh) and the
 # private apt sources (tests/apt); clang, lld, llvm: the "clang" job's
-# LLVM=1 kernel tree and module build.
+# LLVM=1 kernel tree and module build; qemu-utils (qemu-img), e2fsprogs
+# (mke2fs -d): the real-userspace guests' root images and their overlays
+# (tests/userspace).
 packages="qemu-system-x86 busybox-static cpio gzip kmod build-essential gcc-multilib
 bc libelf-dev dwarves zstd xz-utils util-linux coreutils flex bison perl python3
-clang-format debootstrap debian-archive-keyring clang lld llvm"
+clang-format debootstrap debian-archive-keyring clang lld llvm qemu-utils e2fsprogs"
 
 missing=
 for p in $packages; do
