@@ -51,9 +51,23 @@ dump_kernel_log() {
 }
 # kvmfr.ko files DKMS installed for kernel $1
 installed_ko() { find "/lib/modules/$1" -name 'kvmfr.ko*' 2>/dev/null; }
+# apt-get without a network, with a progress line on the results port every
+# minute (a DKMS build under TCG on a loaded host takes many minutes, and a
+# guest silent on every serial port for 15 minutes counts as hung)
 apt_offline() {
+	(
+		s=0
+		while sleep 60; do
+			s=$((s + 60))
+			out "# apt-get $1: $s s"
+		done
+	) &
+	ticker=$!
 	DEBIAN_FRONTEND=noninteractive apt-get -y --no-install-recommends \
 		-o Acquire::Retries=0 -o Acquire::http::Timeout=1 "$@"
+	rc=$?
+	kill "$ticker"
+	return $rc
 }
 
 case $stage in
@@ -87,6 +101,11 @@ install)
 		not_ok "the shipped /etc/modules-load.d/kvmfr.conf has a '#kvmfr' line and /etc/modprobe.d/kvmfr.conf an '#options kvmfr static_size_mb=' line to enable"
 		sed 's/^/#   /' /etc/modules-load.d/kvmfr.conf /etc/modprobe.d/kvmfr.conf >&3
 	fi
+	# systemd-modules-load says which modules it inserted only at debug
+	# level (systemd 247): that line is the proof the next boot looks for
+	mkdir -p /etc/systemd/system/systemd-modules-load.service.d
+	printf '[Service]\nEnvironment=SYSTEMD_LOG_LEVEL=debug\n' \
+		>/etc/systemd/system/systemd-modules-load.service.d/kvmfr-test.conf
 	end
 	echo boot >"$state/stage"
 	sync
@@ -97,7 +116,8 @@ install)
 boot)
 	begin deb-boot 9
 	out "# booted in $(cut -d' ' -f1 /proc/uptime) s"
-	# (it runs before journald: its messages may only be in the kernel log)
+	# (it may run before journald: its messages may only be in the kernel
+	# log)
 	said=$({ journalctl -b -o cat -t systemd-modules-load; dmesg; } 2>&1 |
 		grep "Inserted module 'kvmfr'")
 	if [ -d /sys/module/kvmfr ] && [ -n "$said" ]; then
