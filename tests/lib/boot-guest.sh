@@ -2,8 +2,16 @@
 # boot-guest.sh LABEL DIR VMLINUZ INITRAMFS
 #
 # Boot one test guest and check the data it exchanged with the host:
+#   - the busybox test initramfs of mkinitramfs.sh, or, with $GUEST_DISK, a
+#     real system: GUEST_DISK is its root disk (a qcow2 image, virtio-blk,
+#     /dev/vda), INITRAMFS the system's own initrd that mounts it
+#     (GUEST_CMDLINE says root=...); $GUEST_SHARE (optional) is a host
+#     directory the guest can mount read-only over virtio-9p as tag "kvmfr";
+#     $GUEST_BOOTS (default 1) is how many times the guest may boot: above
+#     1 a reboot restarts it (else QEMU exits), and the watchdog kills QEMU
+#     when the console shows one kernel banner more than that;
 #   - the ivshmem-plain devices of $GUEST_IVSHMEM (tests/lib/profile.sh;
-#     default 8 MiB at 00:04.0, 32 MiB at 00:05.0) backed by fresh files in
+#     default 8 MiB at 00:04.0, 32 MiB at 00:05.0; set and empty: none) backed by fresh files in
 #     /dev/shm, filled with the host patterns 0, 1, ... before boot, checked
 #     for the guest patterns after poweroff, removed after; a device "rp0"
 #     sits behind a pcie-root-port (00:03.0, guest 0000:01:00.0) and, with
@@ -31,7 +39,7 @@ boot_timeout=${GUEST_BOOT_TIMEOUT:-${KVMFR_BOOT_TIMEOUT:-3600}}
 stall_timeout=${GUEST_STALL_TIMEOUT:-${KVMFR_STALL_TIMEOUT:-900}}
 
 # index:size_mib:where, in KVMFR_PCI order (profile.sh, mkinitramfs.sh)
-ivshmem=${GUEST_IVSHMEM:-0:8:04 1:32:05}
+ivshmem=${GUEST_IVSHMEM-0:8:04 1:32:05}
 hotplug_cycles=${GUEST_HOTPLUG:-0}
 
 shm=$(mktemp -d /dev/shm/kvmfr-test.XXXXXX)
@@ -84,6 +92,16 @@ if [ -n "${GUEST_GFX_ROOT:-}" ]; then
 		   -device virtio-9p-pci,fsdev=gfx,mount_tag=kvmfr-gfx)
 fi
 append="$append ${GUEST_CMDLINE:-} ${KVMFR_KERNEL_ARGS:-}"
+if [ -n "${GUEST_DISK:-}" ]; then
+	platform+=(-drive "file=$GUEST_DISK,format=qcow2,if=virtio,cache=unsafe")
+fi
+if [ -n "${GUEST_SHARE:-}" ]; then
+	platform+=(-fsdev "local,id=kvmfr-share,path=$GUEST_SHARE,security_model=none,readonly=on"
+		   -device virtio-9p-pci,fsdev=kvmfr-share,mount_tag=kvmfr)
+fi
+boots=${GUEST_BOOTS:-1}
+reboot=(-no-reboot)
+[ "$boots" = 1 ] || reboot=()
 qmp=()
 if [ "$hotplug_cycles" -gt 0 ] && [ -n "$hotplug_dev" ]; then
 	qmp=(-qmp "unix:$shm/qmp.sock,server=on,wait=off")
@@ -101,7 +119,7 @@ touch "$dir/results.log"
 start=$(date +%s)
 qemu-system-x86_64 \
 	-M q35 -accel "$accel" -m "${GUEST_MEM:-1024}" -smp 2 \
-	-nodefaults -no-user-config -display none -no-reboot \
+	-nodefaults -no-user-config -display none "${reboot[@]}" \
 	-kernel "$vmlinuz" -initrd "$initramfs" \
 	-append "$append" \
 	-serial "file:$dir/console.log" \
@@ -133,6 +151,12 @@ serial_bytes() {
 		mv "$dir/watchdog.log.tmp" "$dir/watchdog.log"
 		if [ $((now - since)) -ge "$stall_timeout" ]; then
 			echo "killed: no serial output for $((now - since)) s (the stall bound, ${stall_timeout} s)" >>"$dir/watchdog.log"
+			kill -KILL "$qemu"
+			break
+		fi
+		banners=$(grep -c 'Linux version ' "$dir/console.log" 2>/dev/null || true)
+		if [ "${banners:-0}" -gt "$boots" ]; then
+			echo "killed: the guest booted more than $boots times" >>"$dir/watchdog.log"
 			kill -KILL "$qemu"
 			break
 		fi

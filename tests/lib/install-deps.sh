@@ -17,11 +17,13 @@ set -eu
 # headers of tests/graphics/egl_import.c; libgl1-mesa-dri, libegl-mesa0,
 # libgbm1, file: what tests/graphics/prepare-root.sh copies into the
 # graphics root besides the newer Mesa (LLVM 15, X and Wayland client
-# libraries) and how it finds the ELF files.
+# libraries) and how it finds the ELF files; qemu-utils (qemu-img),
+# e2fsprogs (mke2fs -d): the real-userspace guests' root images and their
+# overlays (tests/userspace).
 packages="qemu-system-x86 busybox-static cpio gzip kmod build-essential gcc-multilib
 bc libelf-dev dwarves zstd xz-utils util-linux coreutils flex bison perl python3
 clang-format debootstrap debian-archive-keyring clang lld llvm
-libegl-dev libgles-dev libgl1-mesa-dri libegl-mesa0 libgbm1 file"
+libegl-dev libgles-dev libgl1-mesa-dri libegl-mesa0 libgbm1 file qemu-utils e2fsprogs"
 
 missing=
 for p in $packages; do
