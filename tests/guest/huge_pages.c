@@ -339,22 +339,27 @@ out:
 }
 
 /*
- * Every byte of a device whose size is not a multiple of 2 MiB: written
- * through one mapping (mmap(NULL) of the whole device), read through a
- * second one.
+ * Every byte of a device whose size is not a multiple of 2 MiB, through two
+ * different mappings: written through the device mapping (mmap(NULL) of
+ * the whole device), read through a dma-buf mapping of the whole device,
+ * then the other way round.
  */
 static int odd_device_bytes(struct kvmfr_dev *d)
 {
-	uint64_t seed = kt_seed();
+	uint64_t seed = kt_seed(), seed2 = kt_seed();
 	uint8_t *a = NULL, *b = NULL;
+	int fd, db = -1, res = KT_FAIL;
 	struct ms_smaps s;
-	int fd, res = KT_FAIL;
 
 	fd = kt_open(d);
 	if (fd < 0)
 		return KT_FAIL;
 	a = kt_map(fd, 0, d->size);
-	b = kt_map(fd, 0, d->size);
+	db = kt_create(fd, KVMFR_DMABUF_FLAG_CLOEXEC, 0, d->size);
+	if (db < 0)
+		kt_diag("CREATE(0, %" PRIu64 "): %s", d->size, kt_errname(errno));
+	else
+		b = kt_map(db, 0, d->size);
 	if (!a || !b)
 		goto out;
 	kt_fill_at(a, 0, d->size, seed);
@@ -362,14 +367,21 @@ static int odd_device_bytes(struct kvmfr_dev *d)
 	kt_diag("%" PRIu64 " KiB device at %p: Rss %" PRIu64 " kB, PMD-mapped %" PRIu64
 		" kB, 4 KiB-mapped %" PRIu64 " kB", d->size >> 10, (void *)a,
 		s.rss >> 10, s.pmd >> 10, (s.rss - s.pmd) >> 10);
-	if (kt_check_at(b, 0, d->size, seed, "second mapping") &&
-	    kt_check_at(a, 0, d->size, seed, "first mapping"))
+	db_sync(db, true);
+	if (!kt_check_at(b, 0, d->size, seed,
+			 "written through the device mapping, read through the dma-buf mapping"))
+		goto out;
+	kt_fill_at(b, 0, d->size, seed2);
+	db_sync(db, false);
+	if (kt_check_at(a, 0, d->size, seed2,
+			"written through the dma-buf mapping, read through the device mapping"))
 		res = KT_PASS;
 out:
 	if (a)
 		kt_unmap(a, d->size);
 	if (b)
 		kt_unmap(b, d->size);
+	kt_close(db);
 	kt_close(fd);
 	return res;
 }
@@ -606,7 +618,7 @@ int main(void)
 		  "%s: dma-buf mapped from its page 3 on maps exactly its bytes, both ways, no neighbour",
 		  big.label);
 	kt_report(odd.found ? odd_device_bytes(&odd) : KT_FAIL,
-		  "%s: every byte of the device reads back what was written (2 MiB + a 4 KiB-mapped tail)",
+		  "%s: every byte reads back what was written, device mapping vs dma-buf mapping (2 MiB + a 4 KiB-mapped tail)",
 		  odd.label);
 	kt_report(odd.found ? dmabuf_bytes(&odd, 0, MS_2M + 4096, 0) : KT_FAIL,
 		  "%s: dma-buf of 2 MiB + 4 KiB reads and writes every byte, no neighbour",
