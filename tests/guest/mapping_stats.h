@@ -21,7 +21,10 @@
  *   every 4 KiB page-table page the touch adds is a PTE table, and each
  *   PTE table maps exactly one 2 MiB slot of the range with 4 KiB entries.
  *   So pte_slots = added VmPTE / 4 KiB is exact, and the slots mapped by
- *   PMDs are the touched slots minus those. Not for anonymous THP: x86
+ *   PMDs are the touched slots minus those. (A range that is not 2 MiB
+ *   aligned shares its first and last slot with its neighbours, whose PTE
+ *   table may exist already and is then not counted.) Not for anonymous
+ *   THP: x86
  *   deposits a PTE table with every anonymous huge PMD (for a later
  *   split), so VmPTE grows as with 4 KiB pages there; file, shmem and
  *   device PMDs get no deposit.
