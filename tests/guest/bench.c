@@ -482,10 +482,10 @@ static void run(const struct subject *s, size_t len)
 		pin_figure(&in, pin, sizeof(pin));
 		segment_figure(&in, seg, sizeof(seg));
 	}
-	printf("# | %s | %zu MiB | %ld | %.1f | %s | %s | %s | %lld | %s | %s | %s | %s |%s%s\n",
-	       s->name, len >> 20, t.faults, t.ns / 1e6, pmd, small, ptes,
-	       t.pt_bytes >> 10, copy, forkt, pin, seg,
-	       in.note[0] ? " " : "", in.note);
+	printf("# | %s%s%s%s | %zu MiB | %ld | %.1f | %s | %s | %s | %lld | %s | %s | %s | %s |\n",
+	       s->name, in.note[0] ? " (" : "", in.note, in.note[0] ? ")" : "",
+	       len >> 20, t.faults, t.ns / 1e6, pmd, small, ptes,
+	       t.pt_bytes >> 10, copy, forkt, pin, seg);
 	kt_report(KT_PASS, "%s, %zu MiB", s->name, len >> 20);
 	inst_free(&in);
 }
