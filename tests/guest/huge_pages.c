@@ -386,6 +386,22 @@ out:
 	return res;
 }
 
+/* The byte tests, each under the fault guard (a SIGBUS fails the test). */
+static int unaligned_offset_bytes(struct kvmfr_dev *d)
+{
+	return dmabuf_bytes(d, MS_2M + 4096, 6 * MS_2M, 0);
+}
+
+static int unaligned_pgoff_bytes(struct kvmfr_dev *d)
+{
+	return dmabuf_bytes(d, 0, 6 * MS_2M, 3);
+}
+
+static int odd_dmabuf_bytes(struct kvmfr_dev *d)
+{
+	return dmabuf_bytes(d, 0, MS_2M + 4096, 0);
+}
+
 /* ------------------------------------------------------- long-term pin */
 
 static int pin_state = KT_SKIP;	/* of the register test, for the data test */
@@ -610,17 +626,16 @@ int main(void)
 	kt_resolve(&odd);
 
 	whole_device(&big, true, NULL);
-	kt_report(big.found ? dmabuf_bytes(&big, MS_2M + 4096, 6 * MS_2M, 0) :
-			      KT_FAIL,
+	kt_report(big.found ? kt_guarded(unaligned_offset_bytes, &big) : KT_FAIL,
 		  "%s: dma-buf at device offset 2 MiB + 4 KiB maps exactly its bytes, both ways, no neighbour",
 		  big.label);
-	kt_report(big.found ? dmabuf_bytes(&big, 0, 6 * MS_2M, 3) : KT_FAIL,
+	kt_report(big.found ? kt_guarded(unaligned_pgoff_bytes, &big) : KT_FAIL,
 		  "%s: dma-buf mapped from its page 3 on maps exactly its bytes, both ways, no neighbour",
 		  big.label);
-	kt_report(odd.found ? odd_device_bytes(&odd) : KT_FAIL,
+	kt_report(odd.found ? kt_guarded(odd_device_bytes, &odd) : KT_FAIL,
 		  "%s: every byte reads back what was written, device mapping vs dma-buf mapping (2 MiB + a 4 KiB-mapped tail)",
 		  odd.label);
-	kt_report(odd.found ? dmabuf_bytes(&odd, 0, MS_2M + 4096, 0) : KT_FAIL,
+	kt_report(odd.found ? kt_guarded(odd_dmabuf_bytes, &odd) : KT_FAIL,
 		  "%s: dma-buf of 2 MiB + 4 KiB reads and writes every byte, no neighbour",
 		  odd.label);
 	pin_tests(&big);

@@ -5,7 +5,9 @@
  *
  * - ms_smaps(): the smaps entry of the VMA that contains an address. The
  *   PMD-mapped bytes are the sum of every "*PmdMapped" field and
- *   AnonHugePages (5.10 to 7.x name them alike, but a field a kernel lacks
+ *   AnonHugePages, plus Shared_/Private_Hugetlb (2 MiB hugetlb pages, which
+ *   smaps leaves out of Rss: added to it here) (5.10 to 7.x name them
+ *   alike, but a field a kernel lacks
  *   is simply absent, so whatever is there is summed); Rss minus that is
  *   the 4 KiB-mapped part. Pages the kernel does not count in smaps at
  *   all (special/PFN PTEs, device pages behind a PMD on some kernels) make
@@ -47,7 +49,7 @@ struct ms_smaps {
 	bool found;
 	uint64_t start, end;
 	uint64_t rss;
-	uint64_t pmd;		/* sum of *PmdMapped and AnonHugePages */
+	uint64_t pmd;		/* sum of *PmdMapped, AnonHugePages, *_Hugetlb */
 	uint64_t kernel_page;	/* KernelPageSize */
 	char pmd_fields[128];	/* which fields were non-zero, e.g. "ShmemPmdMapped" */
 };
@@ -85,7 +87,11 @@ static inline bool ms_smaps(const void *addr, struct ms_smaps *s)
 		} else if (!strcmp(name, "KernelPageSize")) {
 			s->kernel_page = v;
 		} else if (!strcmp(name, "AnonHugePages") ||
-			   strstr(name, "PmdMapped")) {
+			   strstr(name, "PmdMapped") ||
+			   strstr(name, "_Hugetlb")) {
+			/* hugetlb pages are not in Rss: add them to both */
+			if (strstr(name, "_Hugetlb"))
+				s->rss += v;
 			s->pmd += v;
 			if (v && strlen(s->pmd_fields) + strlen(name) + 2 <
 					 sizeof(s->pmd_fields)) {
