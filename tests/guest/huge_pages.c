@@ -440,7 +440,7 @@ static void pin_tests(struct kvmfr_dev *d)
 	ret = ms_ring_register(&r, p, d->size);
 	if (ret == -EOPNOTSUPP) {
 		snprintf(pin_skip, sizeof(pin_skip),
-			 "io_uring of this kernel refuses every file-backed buffer (EOPNOTSUPP, before 6.5)");
+			 "io_uring of this kernel refuses this mapping (EOPNOTSUPP: before 6.5 it takes no file-backed buffer but shmem and hugetlb ones)");
 		res = kt_skip("%s", pin_skip);
 		goto report;
 	}
