@@ -88,8 +88,14 @@ check-package:
 soak:
 	KVMFR_HARDENING=full KERNELS="debug debug-unplug" KVMFR_DEMO=0 tests/run
 
+# Huge-page figures of kvmfr and its alternatives, one guest per kernel
+# (tests/bench/run, docs/performance.md); KERNELS="6.1 6.12" by default.
+bench:
+	tests/bench/run
+
 # The Looking Glass data path end to end, in nested QEMU (demo/README.md).
 demo:
 	demo/run
 
-.PHONY: all modules clean install dkms-source dist deb check check-package soak demo
+.PHONY: all modules clean install dkms-source dist deb check check-package soak demo \
+	bench

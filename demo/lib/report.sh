@@ -120,6 +120,7 @@ report() {
 	echo "== kvmfr demo report: Debian kernel ${KVER:-$DEMO_KERNEL} at both levels; nested TCG, so every rate is emulated, not a hardware figure"
 	for l in "${summary[@]}"; do echo "$l"; done
 	sed -n 's/^@@stat vfio session=\([0-9]*\) vmlck_kb=\([0-9]*\)/VFIO: VM \1 QEMU long-term pinned \2 kB (its RAM + the 32 MiB \/dev\/kvmfr0 mapping)/p' "$p"
+	sed -n 's/^@@stat vfio-huge session=\([0-9]*\) rss_kb=\([0-9]*\) pmd_kb=\([0-9]*\)/VFIO: VM \1 QEMU'"'"'s \/dev\/kvmfr0 mapping while pinned: \3 of \2 kB PMD-mapped (smaps)/p' "$p"
 	grep -q '^@@check [a-z]* IORING_REGISTER_BUFFERS' "$p" &&
 		echo "io_uring: $(sed -n 's/^@@check \([a-z]*\) IORING_REGISTER_BUFFERS/\1: IORING_REGISTER_BUFFERS/p' "$p" | head -n 1)"
 	for l in "${notes[@]}"; do echo "$l"; done

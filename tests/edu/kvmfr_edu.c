@@ -53,6 +53,7 @@
 #include <linux/overflow.h>
 #include <linux/pci.h>
 #include <linux/scatterlist.h>
+#include <linux/sizes.h>
 #include <linux/slab.h>
 #include <linux/timekeeping.h>
 #include <linux/uaccess.h>
@@ -910,6 +911,21 @@ static void edu_ioc_info(struct kvmfr_edu *edu, struct kvmfr_edu_info *info)
 	info->strict = dom && dom->type == IOMMU_DOMAIN_DMA;
 }
 
+/* Every importer's maximum DMA segment; @size gets the old one back. */
+static int edu_ioc_set_max_seg(struct kvmfr_edu *edu, u32 *size)
+{
+	struct device *dev = &edu->pdev->dev;
+	u32 old = dma_get_max_seg_size(dev);
+
+	if (*size < PAGE_SIZE || *size > SZ_1G || !IS_ALIGNED(*size, PAGE_SIZE))
+		return -EINVAL;
+	if (!dev->dma_parms)
+		return -EOPNOTSUPP;
+	dma_set_max_seg_size(dev, *size);
+	*size = old;
+	return 0;
+}
+
 static long edu_ioctl(struct file *filp, unsigned int cmd, unsigned long arg)
 {
 	struct kvmfr_edu_file *f = filp->private_data;
@@ -921,6 +937,7 @@ static long edu_ioctl(struct file *filp, unsigned int cmd, unsigned long arg)
 		struct kvmfr_edu_info info;
 		struct kvmfr_edu_async async;
 		struct kvmfr_edu_async_status status;
+		u32 max_seg;
 	} u;
 	unsigned int size = _IOC_SIZE(cmd);
 	long ret;
@@ -933,6 +950,7 @@ static long edu_ioctl(struct file *filp, unsigned int cmd, unsigned long arg)
 	case KVMFR_EDU_VMAP_READ:
 	case KVMFR_EDU_VMAP_WRITE:
 	case KVMFR_EDU_DMA_ASYNC:
+	case KVMFR_EDU_SET_MAX_SEG:
 		if (copy_from_user(&u, uarg, size))
 			return -EFAULT;
 		break;
@@ -987,6 +1005,9 @@ static long edu_ioctl(struct file *filp, unsigned int cmd, unsigned long arg)
 		break;
 	case KVMFR_EDU_VMAP_DROP:
 		ret = edu_ioc_vmap_drop(f);
+		break;
+	case KVMFR_EDU_SET_MAX_SEG:
+		ret = edu_ioc_set_max_seg(f->edu, &u.max_seg);
 		break;
 	default:	/* KVMFR_EDU_INFO */
 		edu_ioc_info(f->edu, &u.info);

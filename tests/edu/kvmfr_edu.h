@@ -173,5 +173,13 @@ struct kvmfr_edu_info {
 #define KVMFR_EDU_VMAP_HOLD	_IO(KVMFR_EDU_IOC, 0x0d)
 /* dma_buf_vunmap() what VMAP_HOLD mapped (EINVAL if nothing); also on release */
 #define KVMFR_EDU_VMAP_DROP	_IO(KVMFR_EDU_IOC, 0x0e)
+/*
+ * Set the edu device's largest DMA segment (dma_set_max_seg_size(), for
+ * every importer, in bytes, a multiple of 4096 from 4096 to 1 GiB); the old
+ * value is written back. Mappings made before keep their segments. For
+ * segment counts against an importer that takes 2 MiB segments
+ * (tests/guest/huge_pages.c); the PCI default is 64 KiB.
+ */
+#define KVMFR_EDU_SET_MAX_SEG	_IOWR(KVMFR_EDU_IOC, 0x0f, __u32)
 
 #endif

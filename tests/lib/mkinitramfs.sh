@@ -122,7 +122,7 @@ fi
 
 cat >"$stage/etc/kvmfr-test.env" <<EOT
 KVMFR_KO=/lib/kvmfr/kvmfr.ko
-KVMFR_STATIC_MB="16,4"
+KVMFR_STATIC_MB="${GUEST_STATIC_MB:-16,4}"
 KVMFR_PCI="${GUEST_PCI:-0000:00:04.0=8 0000:00:05.0=32}"
 KVMFR_KVER="$kver"
 KVMFR_TEST_TIMEOUT="${KVMFR_TEST_TIMEOUT:-300}"

@@ -29,6 +29,7 @@
 # GUEST_GFX         1: the guest also runs tests/graphics/egl_import.c (Mesa's
 #                   EGL import) in the graphics root shared over virtio-9p;
 #                   KVMFR_EGL=0 turns it off
+# GUEST_STATIC_MB   static_size_mb= of kvmfr.ko in the guest (default 16,4)
 #
 # Every hardening knob can be overridden from the environment (for all
 # kernels at once), e.g. KVMFR_FUZZ_SEED=1234 or KVMFR_UNPLUG_CYCLES=5000.
@@ -138,6 +139,21 @@ debug | debug-unplug)
 	;;
 esac
 
+# make bench (tests/bench/run, KVMFR_BENCH=1): the same kernel and machine,
+# but the guest runs only kvmfr-bench (tests/guest/bench.c), with memory and
+# devices for its 1 GiB figures: static devices of 64 MiB and 1 GiB, IVSHMEM
+# BARs of 64 MiB and 1 GiB, 3 GiB of RAM (1 GiB of it the static device,
+# 1 GiB for one baseline at a time; only touched memory costs host RAM).
+# GUEST_STATIC_MB is the module's static_size_mb= (mkinitramfs.sh).
+if [ "${KVMFR_BENCH:-0}" = 1 ]; then
+	GUEST_PLAN="bench"
+	GUEST_MEM=3072
+	GUEST_IVSHMEM="0:64:04 1:1024:05"
+	GUEST_STATIC_MB="64,1024"
+	GUEST_HOTPLUG=0
+	test_timeout=3600
+fi
+
 # The Debian series of the matrix (tests/lib/fetch-kernel.sh): a periodic
 # tick, as on the debug guests, where tickless one-shot timers on a loaded
 # host lost a vCPU's timer interrupt.  6.1/6.12 guests on a loaded host
@@ -189,4 +205,5 @@ fi
 unset fuzz_seconds unplug_cycles unplug_kinds hardening_timeout test_timeout
 
 export GUEST_MEM GUEST_IOMMU GUEST_EDU GUEST_CMDLINE GUEST_IVSHMEM GUEST_PCI \
-	GUEST_HOTPLUG GUEST_BOOT_TIMEOUT GUEST_ENV GUEST_TCG_THREAD GUEST_GFX
+	GUEST_HOTPLUG GUEST_BOOT_TIMEOUT GUEST_ENV GUEST_TCG_THREAD GUEST_GFX \
+	GUEST_STATIC_MB

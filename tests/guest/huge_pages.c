@@ -1,0 +1,669 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * Huge mappings (issue 12): 2 MiB page-table entries for kvmfr memory.
+ *
+ * The program reloads kvmfr with static_size_mb=64,3 (a 64 MiB static
+ * device, and a 3 MiB one whose size is not a multiple of 2 MiB), runs the
+ * static tests, then the IVSHMEM tests on the harness's devices (KVMFR_PCI,
+ * found by PCI address), and reloads the module with the harness's own
+ * parameters at the end, as rmmod.c does.
+ *
+ * Counts (mapping_stats.h says how each is taken):
+ *  - an ordinary mmap(NULL, ...) of 2 MiB or more gets a 2 MiB-aligned
+ *    address (the module's get_unmapped_area);
+ *  - first touch of the whole mapping (one write per 4 KiB page) takes at
+ *    most one minor fault per 2 MiB;
+ *  - after it, every 2 MiB of the mapping is PMD-mapped: for static memory
+ *    per smaps (the *PmdMapped fields cover the whole mapping, Rss minus
+ *    them, the 4 KiB-mapped part, is 0); for IVSHMEM, whose device pages
+ *    smaps does not count as PMD-mapped on any kernel, per page tables (no
+ *    PTE table was allocated for any 2 MiB slot of the range);
+ *  - VmPTE grows by at most 8 KiB;
+ *  - the same through a dma-buf mmap of the whole device.
+ * Correctness around the huge mappings: dma-bufs at offsets that are not
+ * 2 MiB aligned map exactly their bytes, both ways, and never a neighbour;
+ * a 3 MiB device and a dma-buf of 2 MiB + 4 KiB read and write every byte;
+ * a long-term pin (io_uring fixed buffer, FOLL_LONGTERM) of the PMD-mapped
+ * 64 MiB mapping works and sees what is written through the mapping; an
+ * importer that takes 2 MiB DMA segments (tests/edu, KVMFR_EDU_SET_MAX_SEG)
+ * gets at most one segment per 2 MiB.
+ */
+#include "kvmfr_test.h"
+#include "mapping_stats.h"
+
+#define BIG_MB		64
+#define ODD_MB		3
+#define PT_LIMIT	8192	/* VmPTE growth allowed for one mapping */
+#define CHUNK		(4u << 20)
+
+static const char *ko_path;
+static char params_orig[160], params_test[160];
+static struct kvmfr_dev big, odd;
+
+/* ------------------------------------------------------ module reload */
+
+static int load(const char *params)
+{
+	int fd, r, e;
+
+	fd = open(ko_path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -1;
+	r = syscall(SYS_finit_module, fd, params, 0);
+	e = errno;
+	close(fd);
+	errno = e;
+	return r;
+}
+
+/* rmmod, retried while something lets go of a reference (up to 10 s). */
+static int unload(void)
+{
+	int i;
+
+	for (i = 0; i < 200; i++) {
+		if (!syscall(SYS_delete_module, "kvmfr", O_NONBLOCK))
+			return 0;
+		if (errno != EAGAIN && errno != EBUSY && errno != EWOULDBLOCK)
+			return -1;
+		kt_sleep_ms(50);
+	}
+	return -1;
+}
+
+static int reload(const char *params)
+{
+	uint64_t end;
+	int i, ok;
+
+	if (kt_exists("/sys/module/kvmfr") && unload())
+		return kt_fail("rmmod kvmfr: %s (refcnt %lld)",
+			       kt_errname(errno), kt_module_refcnt());
+	if (load(params))
+		return kt_fail("finit_module(%s, \"%s\"): %s", ko_path, params,
+			       kt_errname(errno));
+	end = kt_now_ms() + 10000;
+	do {
+		for (i = 0, ok = 1; i < kt_ndev; i++)
+			if (kt_devs[i].pci)
+				ok &= kt_resolve(&kt_devs[i]) &&
+				      kt_exists(kt_devs[i].node);
+		if (ok)
+			return KT_PASS;
+		kt_sleep_ms(50);
+	} while (kt_now_ms() < end);
+	return kt_fail("the IVSHMEM devices did not come back in 10 s");
+}
+
+/* ------------------------------------------------------- measurement */
+
+/* One mapping of a whole device or dma-buf, touched once and measured. */
+struct measure {
+	bool done;
+	uint8_t *p;
+	size_t len;
+	struct ms_touch t;
+	struct ms_smaps s;
+};
+
+static void measure_unmap(struct measure *m)
+{
+	if (m->p)
+		kt_unmap(m->p, m->len);
+	m->p = NULL;
+}
+
+/* mmap(NULL) of @len bytes of @fd at 0, first touch by writes, smaps. */
+static bool measure_map(int fd, size_t len, struct measure *m)
+{
+	memset(m, 0, sizeof(*m));
+	m->len = len;
+	m->p = kt_map(fd, 0, len);
+	if (!m->p)
+		return false;
+	ms_first_touch(m->p, len, true, &m->t);
+	ms_smaps(m->p, &m->s);
+	m->done = true;
+	kt_diag("mapping at %p, %zu MiB: %ld faults in %.1f ms (TCG); smaps: Rss %" PRIu64
+		" kB, PMD-mapped %" PRIu64 " kB (%s), KernelPageSize %" PRIu64
+		" kB; page tables +%lld B, %ld of %ld 2 MiB slots with a PTE table%s",
+		(void *)m->p, len >> 20, m->t.faults, m->t.ns / 1e6,
+		m->s.rss >> 10, m->s.pmd >> 10, m->s.pmd_fields,
+		m->s.kernel_page >> 10, m->t.pt_bytes, m->t.pte_slots,
+		m->t.slots, m->t.guarded ? "" : " (not exact: no guard pages)");
+	return true;
+}
+
+static int check_aligned(const struct measure *m)
+{
+	if (!m->done)
+		return kt_fail("not mapped");
+	if ((uintptr_t)m->p & (MS_2M - 1))
+		return kt_fail("mmap(NULL, %zu MiB) returned %p, %#lx past a 2 MiB boundary",
+			       m->len >> 20, (void *)m->p,
+			       (unsigned long)((uintptr_t)m->p & (MS_2M - 1)));
+	return KT_PASS;
+}
+
+static int check_faults(const struct measure *m)
+{
+	long limit = m->len / MS_2M;
+
+	if (!m->done)
+		return kt_fail("not mapped");
+	if (m->t.faults > limit)
+		return kt_fail("%ld minor faults to touch %zu MiB, want <= %ld",
+			       m->t.faults, m->len >> 20, limit);
+	return KT_PASS;
+}
+
+/* Static memory: smaps is the authority. */
+static int check_pmd_smaps(const struct measure *m)
+{
+	if (!m->done)
+		return kt_fail("not mapped");
+	if (m->s.rss != m->len)
+		return kt_fail("smaps Rss %" PRIu64 " kB, want %zu kB (all touched)",
+			       m->s.rss >> 10, m->len >> 10);
+	if (m->s.pmd < m->len)
+		return kt_fail("smaps: %" PRIu64 " of %zu kB PMD-mapped (%" PRIu64
+			       " of %zu PMDs), %" PRIu64 " kB 4 KiB-mapped",
+			       m->s.pmd >> 10, m->len >> 10, m->s.pmd / MS_2M,
+			       m->len / MS_2M, (m->s.rss - m->s.pmd) >> 10);
+	return KT_PASS;
+}
+
+/* IVSHMEM: page tables are the authority (see mapping_stats.h). */
+static int check_pmd_tables(const struct measure *m)
+{
+	if (!m->done)
+		return kt_fail("not mapped");
+	if (!m->t.guarded) {
+		kt_skip("could not place guard pages around %p: the page-table count is not exact",
+			(void *)m->p);
+		return KT_SKIP;
+	}
+	if (m->t.pte_slots)
+		return kt_fail("%ld of %ld 2 MiB slots mapped with a PTE table (%ld PMDs, %ld KiB 4 KiB-mapped at most)",
+			       m->t.pte_slots, m->t.slots,
+			       m->t.slots - m->t.pte_slots,
+			       m->t.pte_slots * 2048);
+	return KT_PASS;
+}
+
+static int check_vmpte(const struct measure *m)
+{
+	if (!m->done)
+		return kt_fail("not mapped");
+	if (m->t.pt_bytes > PT_LIMIT)
+		return kt_fail("VmPTE grew by %lld bytes, want <= %d",
+			       m->t.pt_bytes, PT_LIMIT);
+	return KT_PASS;
+}
+
+/* The four count tests of a measured mapping (all skipped if @skip). */
+static void report_counts(const char *what, struct measure *m, bool smaps,
+			  const char *skip)
+{
+	size_t mib = m->len >> 20, n = m->len / MS_2M;
+
+#define COUNT_TEST(check, ...)						\
+	do {								\
+		if (skip)						\
+			kt_skip("%s", skip);				\
+		kt_report(skip ? KT_SKIP : (check), __VA_ARGS__);	\
+	} while (0)
+	COUNT_TEST(check_aligned(m), "%s: mmap(NULL) of %zu MiB is 2 MiB aligned",
+		   what, mib);
+	COUNT_TEST(check_faults(m), "%s: first touch of %zu MiB takes <= %zu faults",
+		   what, mib, n);
+	if (smaps)
+		COUNT_TEST(check_pmd_smaps(m),
+			   "%s: smaps shows all %zu MiB PMD-mapped (>= %zu PMDs, 0 bytes 4 KiB-mapped)",
+			   what, mib, n);
+	else
+		COUNT_TEST(check_pmd_tables(m),
+			   "%s: every 2 MiB of the %zu MiB is PMD-mapped (>= %zu PMDs, no PTE table)",
+			   what, mib, n);
+	COUNT_TEST(check_vmpte(m), "%s: VmPTE grows by <= %d KiB", what,
+		   PT_LIMIT >> 10);
+#undef COUNT_TEST
+}
+
+/* Device mapping and dma-buf mapping of the whole of @d: 8 tests. */
+static void whole_device(struct kvmfr_dev *d, bool smaps, const char *skip)
+{
+	struct measure m;
+	char what[96];
+	int fd = -1, db, i;
+
+	if (!skip)
+		fd = kt_resolve(d) ? kt_open(d) : -1;
+	for (i = 0; i < 2; i++) {
+		snprintf(what, sizeof(what), "%s %s mapping", d->label,
+			 i ? "dma-buf" : "device");
+		memset(&m, 0, sizeof(m));
+		m.len = d->size ? d->size : d->expect_size;
+		db = -1;
+		if (fd >= 0 && i == 1) {
+			db = kt_create(fd, KVMFR_DMABUF_FLAG_CLOEXEC, 0, d->size);
+			if (db < 0)
+				kt_diag("CREATE(0, %" PRIu64 "): %s", d->size,
+					kt_errname(errno));
+		}
+		if (fd >= 0 && (i == 0 || db >= 0))
+			measure_map(i ? db : fd, d->size, &m);
+		report_counts(what, &m, smaps, skip);
+		measure_unmap(&m);
+		kt_close(db);
+	}
+	kt_close(fd);
+}
+
+/* ----------------------------------------------- bytes of dma-bufs */
+
+static int db_sync(int db, bool start)
+{
+	struct dma_buf_sync s = {
+		.flags = (start ? DMA_BUF_SYNC_START : DMA_BUF_SYNC_END) |
+			 DMA_BUF_SYNC_RW,
+	};
+
+	return ioctl(db, DMA_BUF_IOCTL_SYNC, &s);
+}
+
+/*
+ * A dma-buf of [off, off + len) of @d, mapped with mmap(NULL) from its
+ * page @pgoff on: it reads exactly the device's bytes there, and what is
+ * written through it lands there and nowhere else (4 KiB on each side
+ * keep the old bytes).
+ */
+static int dmabuf_bytes(struct kvmfr_dev *d, uint64_t off, uint64_t len,
+			uint64_t pgoff)
+{
+	uint64_t at = off + pgoff * 4096, n = len - pgoff * 4096;
+	uint64_t lo = at >= 4096 ? at - 4096 : 0;
+	uint64_t hi = at + n + 4096 <= d->size ? at + n + 4096 : d->size;
+	uint64_t seed = kt_seed(), seed2 = kt_seed();
+	uint8_t *dev = NULL, *p = NULL;
+	int fd, db = -1, res = KT_FAIL;
+
+	fd = kt_open(d);
+	if (fd < 0)
+		return KT_FAIL;
+	dev = kt_map(fd, 0, d->size);
+	if (!dev)
+		goto out;
+	kt_fill_at(dev + lo, lo, hi - lo, seed);
+	db = kt_create(fd, KVMFR_DMABUF_FLAG_CLOEXEC, off, len);
+	if (db < 0) {
+		kt_diag("CREATE(%#" PRIx64 ", %#" PRIx64 "): %s", off, len,
+			kt_errname(errno));
+		goto out;
+	}
+	p = mmap(NULL, n, PROT_READ | PROT_WRITE, MAP_SHARED, db,
+		 (off_t)(pgoff * 4096));
+	if (p == MAP_FAILED) {
+		p = NULL;
+		kt_diag("mmap of the dma-buf at page %" PRIu64 ": %s", pgoff,
+			kt_errname(errno));
+		goto out;
+	}
+	kt_diag("dma-buf [%#" PRIx64 ", %#" PRIx64 ") mapped from its byte %#" PRIx64
+		" at %p (%#lx past 2 MiB; device offset %#lx past 2 MiB)",
+		off, off + len, pgoff * 4096, (void *)p,
+		(unsigned long)((uintptr_t)p & (MS_2M - 1)),
+		(unsigned long)(at & (MS_2M - 1)));
+	if (db_sync(db, true))
+		kt_diag("SYNC START: %s", kt_errname(errno));
+	if (!kt_check_at(p, at, n, seed, "read through the dma-buf mapping"))
+		goto out;
+	kt_fill_at(p, at, n, seed2);
+	if (db_sync(db, false))
+		kt_diag("SYNC END: %s", kt_errname(errno));
+	if (!kt_check_at(dev + at, at, n, seed2,
+			 "written through the dma-buf, read through the device mapping") ||
+	    !kt_check_at(dev + lo, lo, at - lo, seed, "the bytes just before") ||
+	    !kt_check_at(dev + at + n, at + n, hi - at - n, seed,
+			 "the bytes just after"))
+		goto out;
+	res = KT_PASS;
+out:
+	if (p)
+		kt_unmap(p, n);
+	kt_close(db);
+	if (dev)
+		kt_unmap(dev, d->size);
+	kt_close(fd);
+	return res;
+}
+
+/*
+ * Every byte of a device whose size is not a multiple of 2 MiB, through two
+ * different mappings: written through the device mapping (mmap(NULL) of
+ * the whole device), read through a dma-buf mapping of the whole device,
+ * then the other way round.
+ */
+static int odd_device_bytes(struct kvmfr_dev *d)
+{
+	uint64_t seed = kt_seed(), seed2 = kt_seed();
+	uint8_t *a = NULL, *b = NULL;
+	int fd, db = -1, res = KT_FAIL;
+	struct ms_smaps s;
+
+	fd = kt_open(d);
+	if (fd < 0)
+		return KT_FAIL;
+	a = kt_map(fd, 0, d->size);
+	db = kt_create(fd, KVMFR_DMABUF_FLAG_CLOEXEC, 0, d->size);
+	if (db < 0)
+		kt_diag("CREATE(0, %" PRIu64 "): %s", d->size, kt_errname(errno));
+	else
+		b = kt_map(db, 0, d->size);
+	if (!a || !b)
+		goto out;
+	kt_fill_at(a, 0, d->size, seed);
+	ms_smaps(a, &s);
+	kt_diag("%" PRIu64 " KiB device at %p: Rss %" PRIu64 " kB, PMD-mapped %" PRIu64
+		" kB, 4 KiB-mapped %" PRIu64 " kB", d->size >> 10, (void *)a,
+		s.rss >> 10, s.pmd >> 10, (s.rss - s.pmd) >> 10);
+	db_sync(db, true);
+	if (!kt_check_at(b, 0, d->size, seed,
+			 "written through the device mapping, read through the dma-buf mapping"))
+		goto out;
+	kt_fill_at(b, 0, d->size, seed2);
+	db_sync(db, false);
+	if (kt_check_at(a, 0, d->size, seed2,
+			"written through the dma-buf mapping, read through the device mapping"))
+		res = KT_PASS;
+out:
+	if (a)
+		kt_unmap(a, d->size);
+	if (b)
+		kt_unmap(b, d->size);
+	kt_close(db);
+	kt_close(fd);
+	return res;
+}
+
+/* The byte tests, each under the fault guard (a SIGBUS fails the test). */
+static int unaligned_offset_bytes(struct kvmfr_dev *d)
+{
+	return dmabuf_bytes(d, MS_2M + 4096, 6 * MS_2M, 0);
+}
+
+static int unaligned_pgoff_bytes(struct kvmfr_dev *d)
+{
+	return dmabuf_bytes(d, 0, 6 * MS_2M, 3);
+}
+
+static int odd_dmabuf_bytes(struct kvmfr_dev *d)
+{
+	return dmabuf_bytes(d, 0, MS_2M + 4096, 0);
+}
+
+/* ------------------------------------------------------- long-term pin */
+
+static int pin_state = KT_SKIP;	/* of the register test, for the data test */
+static char pin_skip[200];
+
+/*
+ * IORING_REGISTER_BUFFERS of the whole PMD-mapped 64 MiB mapping (a
+ * FOLL_LONGTERM pin, as VFIO's); then what is written through the mapping
+ * is what IORING_OP_WRITE_FIXED sends from the fixed buffer to a tmpfs
+ * file, chunk by chunk.
+ */
+static void pin_tests(struct kvmfr_dev *d)
+{
+	uint64_t seed = kt_seed(), t0, off;
+	struct ms_smaps s;
+	struct ms_ring r = { .fd = -1 };
+	uint8_t *p = NULL, *chunk = NULL;
+	int fd, tfd = -1, ret, res = KT_FAIL;
+
+	fd = kt_resolve(d) ? kt_open(d) : -1;
+	if (fd < 0)
+		goto report;
+	p = kt_map(fd, 0, d->size);
+	if (!p)
+		goto report;
+	kt_fill_at(p, 0, d->size, seed);
+	ms_smaps(p, &s);
+	kt_diag("before the pin: smaps PMD-mapped %" PRIu64 " of %" PRIu64 " kB",
+		s.pmd >> 10, d->size >> 10);
+	ret = ms_ring_init(&r, 4);
+	if (ret) {
+		kt_diag("io_uring_setup: %s", kt_errname(-ret));
+		goto report;
+	}
+	t0 = ms_now_ns();
+	ret = ms_ring_register(&r, p, d->size);
+	if (ret == -EOPNOTSUPP) {
+		snprintf(pin_skip, sizeof(pin_skip),
+			 "io_uring of this kernel refuses this mapping (EOPNOTSUPP: before 6.5 it takes no file-backed buffer but shmem and hugetlb ones)");
+		res = kt_skip("%s", pin_skip);
+		goto report;
+	}
+	if (ret) {
+		kt_diag("IORING_REGISTER_BUFFERS: %s", kt_errname(-ret));
+		goto report;
+	}
+	kt_diag("IORING_REGISTER_BUFFERS of %" PRIu64 " MiB took %.1f ms (TCG)",
+		d->size >> 20, (ms_now_ns() - t0) / 1e6);
+	ms_smaps(p, &s);
+	kt_diag("while pinned: smaps PMD-mapped %" PRIu64 " of %" PRIu64 " kB",
+		s.pmd >> 10, d->size >> 10);
+	res = KT_PASS;
+report:
+	pin_state = res;
+	kt_report(res, "%s: IORING_REGISTER_BUFFERS long-term pins the whole touched %d MiB mapping (PMD-mapped where the count tests pass)",
+		  d->label, BIG_MB);
+
+	res = KT_FAIL;
+	if (pin_state != KT_PASS) {
+		if (pin_state == KT_SKIP)
+			res = kt_skip("%s", pin_skip);
+		else
+			res = kt_skip("the registration failed");
+		goto out;
+	}
+	/* new data through the mapping, after the pin */
+	seed = kt_seed();
+	kt_fill_at(p, 0, d->size, seed);
+	tfd = open("pin.out", O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	chunk = malloc(CHUNK);
+	if (tfd < 0 || !chunk) {
+		kt_diag("tmpfs file: %s", strerror(errno));
+		goto out;
+	}
+	for (off = 0; off < d->size; off += CHUNK) {
+		ret = ms_ring_rw_fixed(&r, IORING_OP_WRITE_FIXED, tfd, p + off,
+				       CHUNK, 0);
+		if (ret != (int)CHUNK) {
+			kt_diag("IORING_OP_WRITE_FIXED at %#" PRIx64 ": %d (%s)",
+				off, ret, ret < 0 ? kt_errname(-ret) : "short");
+			goto out;
+		}
+		if (pread(tfd, chunk, CHUNK, 0) != (ssize_t)CHUNK) {
+			kt_diag("pread: %s", strerror(errno));
+			goto out;
+		}
+		if (!kt_check_at(chunk, off, CHUNK, seed,
+				 "written from the fixed buffer"))
+			goto out;
+	}
+	res = KT_PASS;
+out:
+	kt_report(res, "%s: bytes written through the mapping are what IORING_OP_WRITE_FIXED sends from the pinned buffer",
+		  d->label);
+	if (r.fd >= 0) {
+		if (pin_state == KT_PASS && ms_ring_unregister(&r))
+			kt_diag("IORING_UNREGISTER_BUFFERS: %s", strerror(errno));
+		ms_ring_exit(&r);
+	}
+	free(chunk);
+	if (tfd >= 0)
+		close(tfd);
+	unlink("pin.out");
+	if (p)
+		kt_unmap(p, d->size);
+	kt_close(fd);
+}
+
+/* ------------------------------------------------------- DMA segments */
+
+/* An importer taking 2 MiB segments gets <= one per 2 MiB of the buffer. */
+static int segments(struct kvmfr_dev *d)
+{
+	struct kvmfr_edu_import imp;
+	struct kvmfr_edu_info info;
+	uint32_t seg = MS_2M, old;
+	uint64_t limit = d->size / MS_2M;
+	int edu, fd = -1, db = -1, res = KT_FAIL;
+
+	edu = kt_importer_open();
+	if (edu < 0)
+		return kt_skip("no tests/edu importer in this guest (%s)",
+			       kt_errname(errno));
+	memset(&info, 0, sizeof(info));
+	if (ioctl(edu, KVMFR_EDU_INFO, &info) || !info.iommu) {
+		close(edu);
+		return kt_skip("the edu importer is not behind an IOMMU (swiotlb bounces at most 256 KiB per segment)");
+	}
+	if (ioctl(edu, KVMFR_EDU_SET_MAX_SEG, &seg)) {
+		res = kt_fail("KVMFR_EDU_SET_MAX_SEG(2 MiB): %s",
+			      kt_errname(errno));
+		close(edu);
+		return res;
+	}
+	old = seg;
+	fd = kt_open(d);
+	if (fd >= 0)
+		db = kt_create(fd, KVMFR_DMABUF_FLAG_CLOEXEC, 0, d->size);
+	memset(&imp, 0, sizeof(imp));
+	imp.fd = db;
+	if (db < 0) {
+		kt_diag("CREATE: %s", kt_errname(errno));
+	} else if (ioctl(edu, KVMFR_EDU_IMPORT, &imp)) {
+		kt_diag("IMPORT: %s", kt_errname(errno));
+	} else {
+		kt_diag("%" PRIu64 " MiB dma-buf to an importer with 2 MiB max segment (was %u): %u CPU segments (exporter's table), %u DMA segments",
+			d->size >> 20, old, imp.orig_nents, imp.nents);
+		if (imp.orig_nents > limit || imp.nents > limit)
+			kt_diag("want <= %" PRIu64 " of each", limit);
+		else
+			res = KT_PASS;
+		ioctl(edu, KVMFR_EDU_RELEASE);
+	}
+	if (ioctl(edu, KVMFR_EDU_SET_MAX_SEG, &old))
+		kt_diag("restoring the max segment: %s", kt_errname(errno));
+	kt_close(db);
+	kt_close(fd);
+	close(edu);
+	return res;
+}
+
+/* -------------------------------------------------------------- main */
+
+/* BAR2 of an IVSHMEM device: NULL if 2 MiB aligned, else why not. */
+static const char *bar_unaligned(const struct kvmfr_dev *d, char *buf,
+				 size_t len)
+{
+	unsigned long long start = 0, end, flags;
+	char path[128], line[160];
+	FILE *f;
+	int i;
+
+	snprintf(path, sizeof(path), "/sys/bus/pci/devices/%s/resource",
+		 d->pci_addr);
+	f = fopen(path, "r");
+	for (i = 0; f && i < 3 && fgets(line, sizeof(line), f); i++)
+		if (i == 2 && sscanf(line, "%llx %llx %llx", &start, &end,
+				     &flags) != 3)
+			start = 0;
+	if (f)
+		fclose(f);
+	if (!start) {
+		snprintf(buf, len, "BAR2 address unknown (%s)", path);
+		return buf;
+	}
+	kt_diag("%s: BAR2 at %#llx", d->label, start);
+	if (start & (MS_2M - 1)) {
+		snprintf(buf, len, "BAR2 at %#llx is not 2 MiB aligned", start);
+		return buf;
+	}
+	return NULL;
+}
+
+int main(void)
+{
+	char why[160];
+	const char *skip;
+	int i, npci = 0;
+
+	kt_init();
+	ko_path = getenv("KVMFR_KO");
+	if (!ko_path)
+		ko_path = "/lib/kvmfr/kvmfr.ko";
+	snprintf(params_orig, sizeof(params_orig), "static_size_mb=%s",
+		 kt_static_param[0] ? kt_static_param : "16,4");
+	snprintf(params_test, sizeof(params_test), "static_size_mb=%d,%d",
+		 BIG_MB, ODD_MB);
+	big.index = 0;
+	big.expect_size = (uint64_t)BIG_MB << 20;
+	snprintf(big.label, sizeof(big.label), "static %d MiB", BIG_MB);
+	odd.index = 1;
+	odd.expect_size = (uint64_t)ODD_MB << 20;
+	snprintf(odd.label, sizeof(odd.label), "static %d MiB", ODD_MB);
+	for (i = 0; i < kt_ndev; i++)
+		npci += kt_devs[i].pci;
+
+	/* reload 2, static 8 + 2 + 2 + 2 + 1, per IVSHMEM 8 + 1 */
+	kt_plan(2 + 15 + 9 * npci);
+
+	kt_report(reload(params_test), "reload kvmfr with %s", params_test);
+	kt_resolve(&big);
+	kt_resolve(&odd);
+
+	whole_device(&big, true, NULL);
+	kt_report(big.found ? kt_guarded(unaligned_offset_bytes, &big) : KT_FAIL,
+		  "%s: dma-buf at device offset 2 MiB + 4 KiB maps exactly its bytes, both ways, no neighbour",
+		  big.label);
+	kt_report(big.found ? kt_guarded(unaligned_pgoff_bytes, &big) : KT_FAIL,
+		  "%s: dma-buf mapped from its page 3 on maps exactly its bytes, both ways, no neighbour",
+		  big.label);
+	kt_report(odd.found ? kt_guarded(odd_device_bytes, &odd) : KT_FAIL,
+		  "%s: every byte reads back what was written, device mapping vs dma-buf mapping (2 MiB + a 4 KiB-mapped tail)",
+		  odd.label);
+	kt_report(odd.found ? kt_guarded(odd_dmabuf_bytes, &odd) : KT_FAIL,
+		  "%s: dma-buf of 2 MiB + 4 KiB reads and writes every byte, no neighbour",
+		  odd.label);
+	pin_tests(&big);
+	kt_report(big.found ? kt_guarded(segments, &big) : KT_FAIL,
+		  "%s: dma-buf to an importer with 2 MiB max segment has <= %d segments",
+		  big.label, BIG_MB / 2);
+
+	for (i = 0; i < kt_ndev; i++) {
+		struct kvmfr_dev *d = &kt_devs[i];
+
+		if (!d->pci)
+			continue;
+		if (!kt_resolve(d)) {
+			skip = "device not found";
+		} else {
+			skip = bar_unaligned(d, why, sizeof(why));
+			if (!skip && d->size < MS_2M)
+				skip = "smaller than 2 MiB";
+		}
+		whole_device(d, false, skip);
+		if (skip)
+			kt_skip("%s", skip);
+		kt_report(skip ? KT_SKIP : kt_guarded(segments, d),
+			  "%s: dma-buf to an importer with 2 MiB max segment has <= %" PRIu64 " segments",
+			  d->label, d->size / MS_2M);
+	}
+
+	kt_report(reload(params_orig), "reload kvmfr with the harness's %s",
+		  params_orig);
+	return kt_exit();
+}
