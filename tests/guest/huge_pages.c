@@ -31,6 +31,8 @@
 #include "kvmfr_test.h"
 #include "mapping_stats.h"
 
+#include <sys/utsname.h>
+
 #define BIG_MB		64
 #define ODD_MB		3
 #define PT_LIMIT	8192	/* VmPTE growth allowed for one mapping */
@@ -606,6 +608,26 @@ static int segments(struct kvmfr_dev *d)
 /* -------------------------------------------------------------- main */
 
 /* BAR2 of an IVSHMEM device: NULL if 2 MiB aligned, else why not. */
+/*
+ * PMD mappings of device memory need compound ZONE_DEVICE pages
+ * (dev_pagemap.vmemmap_shift, Linux 5.17): before that kvmfr maps a BAR
+ * with 4 KiB pages, 2 MiB windows at a time (docs/design.md).
+ */
+static const char *no_compound_device_pages(char *buf, size_t len)
+{
+	struct utsname u;
+	int major = 0, minor = 0;
+
+	if (uname(&u) || sscanf(u.release, "%d.%d", &major, &minor) != 2)
+		return NULL;
+	if (major > 5 || (major == 5 && minor >= 17))
+		return NULL;
+	snprintf(buf, len,
+		 "Linux %s has no compound ZONE_DEVICE pages (5.17+): the BAR is mapped with 4 KiB pages",
+		 u.release);
+	return buf;
+}
+
 static const char *bar_unaligned(const struct kvmfr_dev *d, char *buf,
 				 size_t len)
 {
@@ -692,6 +714,9 @@ int main(void)
 			skip = "device not found";
 		} else {
 			skip = bar_unaligned(d, why, sizeof(why));
+			if (!skip)
+				skip = no_compound_device_pages(why,
+								sizeof(why));
 			if (!skip && d->size < MS_2M)
 				skip = "smaller than 2 MiB";
 		}
