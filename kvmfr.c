@@ -91,23 +91,6 @@ static inline void iosys_map_set_vaddr(struct iosys_map *map, void *vaddr)
 }
 #endif
 
-#ifndef KVMFR_HAVE_SG_ALLOC_TABLE_FROM_PAGES_SEGMENT
-static inline int
-sg_alloc_table_from_pages_segment(struct sg_table *sgt, struct page **pages,
-				  unsigned int n_pages, unsigned int offset,
-				  unsigned long size, unsigned int max_segment,
-				  gfp_t gfp_mask)
-{
-	struct scatterlist *last;
-
-	/* The older function wants a whole number of pages per segment. */
-	max_segment = ALIGN_DOWN(max_segment, PAGE_SIZE);
-	last = __sg_alloc_table_from_pages(sgt, pages, n_pages, offset, size,
-					   max_segment, NULL, 0, gfp_mask);
-	return PTR_ERR_OR_ZERO(last);
-}
-#endif
-
 #ifndef KVMFR_HAVE_DMA_BUF_INVALIDATE_MAPPINGS
 static inline void dma_buf_invalidate_mappings(struct dma_buf *dmabuf)
 {
@@ -927,6 +910,45 @@ static void kvmfr_dmabuf_unpin(struct dma_buf_attachment *attach)
 }
 
 /* The shared DMA mapping of @buf for @dev and @dir, made if needed. */
+/* Pages from @i on that are physically contiguous, at most @max of them. */
+static unsigned long kvmfr_chunk(struct page **pages, unsigned long npages,
+				 unsigned long i, unsigned long max)
+{
+	unsigned long n = 1;
+
+	while (i + n < npages && n < max &&
+	       page_to_pfn(pages[i + n]) == page_to_pfn(pages[i]) + n)
+		n++;
+	return n;
+}
+
+/*
+ * A table of @npages pages in segments of physically contiguous pages of at
+ * most @max_seg bytes. Not sg_alloc_table_from_pages_segment(): up to 6.12
+ * it also splits wherever two ZONE_DEVICE pages' pgmap fields differ, which
+ * is at every head/tail boundary of a compound page (a tail page's field is
+ * its compound_head): two segments per 2 MiB of a BAR.
+ */
+static int kvmfr_sgt_alloc(struct sg_table *sgt, struct page **pages,
+			   unsigned long npages, unsigned int max_seg)
+{
+	unsigned long i, n, nents = 0;
+	unsigned long max = max(max_seg >> PAGE_SHIFT, 1U);
+	struct scatterlist *sg;
+	int ret;
+
+	for (i = 0; i < npages; i += kvmfr_chunk(pages, npages, i, max))
+		nents++;
+	ret = sg_alloc_table(sgt, nents, GFP_KERNEL);
+	if (ret)
+		return ret;
+	for (i = 0, sg = sgt->sgl; i < npages; i += n, sg = sg_next(sg)) {
+		n = kvmfr_chunk(pages, npages, i, max);
+		sg_set_page(sg, pages[i], n << PAGE_SHIFT, 0);
+	}
+	return 0;
+}
+
 static struct kvmfr_dma *kvmfr_dma_get(struct kvmfr_buf *buf,
 				       struct device *dev,
 				       enum dma_data_direction dir)
@@ -952,10 +974,8 @@ static struct kvmfr_dma *kvmfr_dma_get(struct kvmfr_buf *buf,
 	dma->dir = dir;
 	dma->users = 1;
 
-	ret = sg_alloc_table_from_pages_segment(&dma->sgt, pages, npages, 0,
-						npages << PAGE_SHIFT,
-						dma_get_max_seg_size(dev),
-						GFP_KERNEL);
+	ret = kvmfr_sgt_alloc(&dma->sgt, pages, npages,
+			      dma_get_max_seg_size(dev));
 	if (ret)
 		goto free_dma;
 
