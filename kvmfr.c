@@ -121,9 +121,9 @@ MODULE_IMPORT_NS("DMA_BUF");
 #define KVMFR_MAX_MINORS (MINORMASK + 1)
 #define KVMFR_FS_MAGIC 0x6b766d66 /* "kvmf" */
 
-/* Pages mapped by one fault: a 2 MiB-aligned window, clipped to the VMA. */
-#define KVMFR_FAULT_WINDOW (PMD_SIZE >> PAGE_SHIFT)
 #define KVMFR_PMD_PAGES (PMD_SIZE >> PAGE_SHIFT)
+/* Pages mapped by one fault: a 2 MiB-aligned window, clipped to the VMA. */
+#define KVMFR_FAULT_WINDOW KVMFR_PMD_PAGES
 
 enum kvmfr_type {
 	KVMFR_TYPE_STATIC,
@@ -388,16 +388,14 @@ static int kvmfr_mem_alloc_static(struct kvmfr_mem *mem, const char *name,
 
 static void kvmfr_mem_free_static(struct kvmfr_mem *mem)
 {
-	unsigned long i, n;
+	unsigned long i;
 
 	/*
 	 * Drop the reference held on each folio; a page still pinned by
 	 * someone is freed by its last put, after the file is gone.
 	 */
-	for (i = 0; i < mem->npages; i += n) {
-		n = kvmfr_folio_tail(mem->pages[i]);
+	for (i = 0; i < mem->npages; i += kvmfr_folio_tail(mem->pages[i]))
 		put_page(mem->pages[i]);
-	}
 	kvfree(mem->pages);
 	mem->pages = NULL;
 	if (mem->shm)
@@ -552,28 +550,27 @@ static void kvmfr_dev_del(struct kvmfr_dev *kdev)
 }
 
 /*
+ * Wait for faults that saw the device alive to finish mapping: such a fault
+ * holds its folio locked until its entry is in place (kvmfr_page_fault).
+ */
+static void kvmfr_dev_fault_barrier(struct kvmfr_dev *kdev)
+{
+	struct kvmfr_mem *mem = &kdev->mem;
+	unsigned long i;
+
+	for (i = 0; i < mem->npages; i += kvmfr_folio_tail(mem->pages[i])) {
+		lock_page(mem->pages[i]);
+		unlock_page(mem->pages[i]);
+	}
+}
+
+/*
  * Cut every user off the device's memory: later faults, mmaps, attachments
  * and mappings fail; existing user mappings are zapped; dynamic importers are
  * told to unmap. Nobody's DMA mapping or vmap is taken away here: removal
  * then waits for them (kvmfr_dev_wait_fences, kvmfr_dev_wait_unused). The
  * device object itself lives on until its last reference.
  */
-/*
- * Wait for faults that saw the device alive to finish mapping: such a fault
- * holds its folio locked until its entry is in place (kvmfr_page_fault).
- */
-static void kvmfr_dev_fault_barrier(struct kvmfr_dev *kdev)
-{
-	unsigned long i;
-	struct page *head;
-
-	for (i = 0; i < kdev->mem.npages; i += compound_nr(head)) {
-		head = compound_head(kdev->mem.pages[i]);
-		lock_page(head);
-		unlock_page(head);
-	}
-}
-
 static void kvmfr_dev_revoke(struct kvmfr_dev *kdev)
 {
 	struct kvmfr_buf *buf;
@@ -1584,15 +1581,16 @@ static int kvmfr_static_create_all(void)
 /* After the user mappings are zapped only transient pins can remain. */
 static void kvmfr_pci_wait_unpinned(struct kvmfr_dev *kdev)
 {
+	struct kvmfr_mem *mem = &kdev->mem;
 	struct page *head;
 	unsigned long i, busy;
 	unsigned int waited = 0;
 
 	for (;;) {
 		busy = 0;
-		for (i = 0; i < kdev->mem.npages; i += compound_nr(head)) {
-			/* Pins of a compound page count on its head. */
-			head = compound_head(kdev->mem.pages[i]);
+		/* Pins of a compound page count on its head. */
+		for (i = 0; i < mem->npages; i += kvmfr_folio_tail(head)) {
+			head = compound_head(mem->pages[i]);
 			busy += page_ref_count(head) != 1;
 		}
 		if (!busy)
