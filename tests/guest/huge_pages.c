@@ -44,20 +44,6 @@ static struct kvmfr_dev big, odd;
 
 /* ------------------------------------------------------ module reload */
 
-static int load(const char *params)
-{
-	int fd, r, e;
-
-	fd = open(ko_path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		return -1;
-	r = syscall(SYS_finit_module, fd, params, 0);
-	e = errno;
-	close(fd);
-	errno = e;
-	return r;
-}
-
 /* rmmod, retried while something lets go of a reference (up to 10 s). */
 static int unload(void)
 {
@@ -81,7 +67,7 @@ static int reload(const char *params)
 	if (kt_exists("/sys/module/kvmfr") && unload())
 		return kt_fail("rmmod kvmfr: %s (refcnt %lld)",
 			       kt_errname(errno), kt_module_refcnt());
-	if (load(params))
+	if (kt_load_module(ko_path, params))
 		return kt_fail("finit_module(%s, \"%s\"): %s", ko_path, params,
 			       kt_errname(errno));
 	end = kt_now_ms() + 10000;

@@ -246,6 +246,21 @@ static inline long long kt_read_ll(const char *path)
 	return v;
 }
 
+/* finit_module() of the module file at @path with @params; keeps errno. */
+static inline int kt_load_module(const char *path, const char *params)
+{
+	int fd, r, e;
+
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -1;
+	r = syscall(SYS_finit_module, fd, params, 0);
+	e = errno;
+	close(fd);
+	errno = e;
+	return r;
+}
+
 static inline bool kt_exists(const char *path)
 {
 	return access(path, F_OK) == 0;

@@ -42,20 +42,6 @@ static int do_rmmod(void)
 	return syscall(SYS_delete_module, "kvmfr", O_NONBLOCK);
 }
 
-static int do_insmod(void)
-{
-	int fd, r, e;
-
-	fd = open(ko_path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		return -1;
-	r = syscall(SYS_finit_module, fd, params, 0);
-	e = errno;
-	close(fd);
-	errno = e;
-	return r;
-}
-
 /* Waits for the devices' nodes after a load (probe is synchronous). */
 static void wait_devices(void)
 {
@@ -246,7 +232,7 @@ static int all_gone(void)
 
 static int reloads(void)
 {
-	if (do_insmod())
+	if (kt_load_module(ko_path, params))
 		return kt_fail("finit_module(%s, \"%s\"): %s", ko_path, params,
 			       kt_errname(errno));
 	wait_devices();
