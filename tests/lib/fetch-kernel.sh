@@ -2,7 +2,7 @@
 # fetch-kernel.sh SERIES ENVFILE
 #
 # Resolve SERIES to the newest Debian amd64 kernel of its suites, download its
-# image, headers (arch + common) and kbuild packages into the cache with
+# image (with its modules), headers (arch + common) and kbuild packages into the cache with
 # `apt-get download` through the private apt configuration of tests/apt
 # (tests/lib/apt.sh: never /etc/apt), unpack them all with `dpkg -x` into one
 # root, and write shell assignments for KVER (uname -r), KVERSION (the
@@ -74,24 +74,51 @@ resolve() {
 	[ -z "$best" ] || echo "$best_suite ${best#linux-headers-} $best_ver"
 }
 
+# A root unpacked before the harness fetched linux-modules-KVER for 7.x
+# kernels has the kernel but no modules (vgem, 9p): add them, once.
+add_modules() {
+	local suite=$1 kver=$2 root=$cache/kernels/$2 debs=$cache/debs/$2.modules
+	[ ! -d "$root/usr/lib/modules/$kver/kernel" ] || return 0
+	[ ! -d "$root/lib/modules/$kver/kernel" ] || return 0
+	suite_apt "$suite" apt-cache show "linux-modules-$kver" >/dev/null 2>&1 || return 0
+	exec 9>"$cache/.lock"
+	flock 9
+	if [ ! -d "$root/usr/lib/modules/$kver/kernel" ]; then
+		echo "# downloading linux-modules-$kver ($suite) into the cached kernel"
+		rm -rf "$debs"
+		mkdir -p "$debs"
+		(cd "$debs" && suite_apt "$suite" apt-get download \
+			"linux-modules-$kver") >>"$log" 2>&1 || return 1
+		dpkg -x "$debs"/linux-modules-"$kver"_*.deb "$root"
+		rm -rf "$debs"
+	fi
+	flock -u 9
+}
+
 # Download and unpack KVER from SUITE into $cache/kernels/KVER (once).
 fetch() {
 	local suite=$1 kver=$2 root=$cache/kernels/$2 debs=$cache/debs/$2 image deps common kbuild
-	[ ! -e "$root/.complete" ] || return 0
+	if [ -e "$root/.complete" ]; then
+		add_modules "$suite" "$kver"
+		return
+	fi
 	# one download/unpack at a time, across kernels and concurrent runs
 	exec 9>"$cache/.lock"
 	flock 9
 	if [ ! -e "$root/.complete" ]; then
 		rm -rf "$debs" "$root.tmp"
 		mkdir -p "$debs" "$root.tmp"
-		# up to 6.x: linux-image-KVER-unsigned; from 7.x the kernel
-		# is in linux-binary-KVER (linux-image-KVER is a metapackage)
+		# up to 6.x: linux-image-KVER-unsigned holds the kernel and
+		# its modules; from 7.x the kernel is in linux-binary-KVER and
+		# the modules in linux-modules-KVER (linux-image-KVER is a
+		# metapackage)
 		image=linux-image-$kver-unsigned
 		if ! suite_apt "$suite" apt-cache show "$image" >/dev/null 2>&1; then
-			image=linux-binary-$kver
+			image="linux-binary-$kver linux-modules-$kver"
 		fi
 		echo "# downloading $image and headers for $kver ($suite)"
-		(cd "$debs" && suite_apt "$suite" apt-get download "$image" \
+		# shellcheck disable=SC2086 # one or two package names
+		(cd "$debs" && suite_apt "$suite" apt-get download $image \
 			"linux-headers-$kver") >>"$log" 2>&1 || return 1
 		# the arch headers name the exact common-headers and kbuild packages
 		deps=$(dpkg-deb -f "$debs"/linux-headers-"$kver"_*.deb Depends)
