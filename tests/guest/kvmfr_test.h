@@ -266,6 +266,38 @@ static inline bool kt_exists(const char *path)
 	return access(path, F_OK) == 0;
 }
 
+/*
+ * Loads the modules tests/lib/add-modules.sh put in /lib/kvmfr/@set, in
+ * the order of its list (an empty list: all built in). 0 when loaded (or
+ * already there), 1 when the initramfs has none (@why: its "absent" note),
+ * -1 when loading failed (@why: which module and the error).
+ */
+static inline int kt_load_modules(const char *set, char *why, size_t len)
+{
+	char path[256], line[256];
+	FILE *f;
+
+	snprintf(path, sizeof(path), "/lib/kvmfr/%s/list", set);
+	f = fopen(path, "r");
+	if (!f) {
+		snprintf(path, sizeof(path), "/lib/kvmfr/%s/absent", set);
+		if (kt_read_file(path, why, len))
+			snprintf(why, len, "no /lib/kvmfr/%s in the initramfs", set);
+		return 1;
+	}
+	while (fgets(line, sizeof(line), f)) {
+		line[strcspn(line, "\n")] = '\0';
+		if (line[0] && kt_load_module(line, "") && errno != EEXIST) {
+			snprintf(why, len, "loading %.128s: %s", line,
+				 kt_errname(errno));
+			fclose(f);
+			return -1;
+		}
+	}
+	fclose(f);
+	return 0;
+}
+
 /* Bounded string copy, always terminated. */
 static inline void kt_strcpy(char *dst, const char *src, size_t len)
 {

@@ -6,11 +6,14 @@
  * and MADV_PAGEOUT (the memory is the device's: nothing is reclaimed);
  * MADV_POPULATE_READ/WRITE and MAP_POPULATE (every page mapped up front, as
  * /proc/self/pagemap shows); mlock; and access by other means than the
- * mapping's own loads and stores: /proc/self/mem and process_vm_readv/
- * writev. After each, the data must be what was written and the mapping
+ * mapping's own loads and stores: /proc/self/mem, process_vm_readv/
+ * writev, and O_DIRECT I/O of a loop device (the block layer pins the
+ * mapping's pages, the loop driver copies through the kernel's mapping of
+ * them). After each, the data must be what was written and the mapping
  * still usable.
  */
 #include "kvmfr_test.h"
+#include "loop_dev.h"
 
 #include <sys/uio.h>
 
@@ -455,6 +458,87 @@ static int process_vm(struct kvmfr_dev *d, bool dmabuf)
 	return res;
 }
 
+/* O_DIRECT through a loop device (loop_dev.h), set up at the first use */
+#define DIO_LEN		(PAGES * kt_page)
+
+static struct kt_loop dio = { -1, -1, -1, "" };
+static char dio_why[256];
+static int dio_state = -2;	/* kt_loop_setup()'s result; -2: not yet */
+
+/* Skip or fail for a missing loop device; 0 when it is there. */
+static int dio_missing(void)
+{
+	if (dio_state == -2)
+		dio_state = kt_loop_setup(&dio, "/tmp/kvmfr-dio", DIO_LEN,
+					  dio_why, sizeof(dio_why));
+	if (dio_state == 1)
+		return kt_skip("no loop driver: %s", dio_why);
+	if (dio_state == -1)
+		return kt_fail("%s", dio_why);
+	return 0;
+}
+
+/* An O_DIRECT write from the mapping puts its bytes on the block device. */
+static int dio_write(struct kvmfr_dev *d, bool dmabuf)
+{
+	uint64_t seed = kt_seed();
+	int res = dio_missing();
+	struct target t;
+	uint8_t *p, *buf;
+
+	if (res)
+		return res;
+	buf = malloc(DIO_LEN);
+	p = buf ? target_open_filled(d, &t, dmabuf, seed) : NULL;
+	if (!p) {
+		free(buf);
+		return KT_FAIL;
+	}
+	madvise(p, t.len, MADV_DONTNEED);	/* the pin must fault them */
+	if (pwrite(dio.dio, p, t.len, 0) != (ssize_t)t.len)
+		res = kt_fail("O_DIRECT write: %s", kt_errname(errno));
+	else if (pread(dio.back, buf, t.len, 0) != (ssize_t)t.len)
+		res = kt_fail("read of the backing file: %s", kt_errname(errno));
+	else if (!kt_check_at(buf, t.off, t.len, seed,
+			      "block device after an O_DIRECT write from the mapping"))
+		res = KT_FAIL;
+	kt_unmap(p, t.len);
+	target_close(&t);
+	free(buf);
+	return res;
+}
+
+/* An O_DIRECT read into the mapping lands in the device's memory. */
+static int dio_read(struct kvmfr_dev *d, bool dmabuf)
+{
+	uint64_t seed = kt_seed(), seed2 = kt_seed();
+	int res = dio_missing();
+	struct target t;
+	uint8_t *p, *buf;
+
+	if (res)
+		return res;
+	buf = malloc(DIO_LEN);
+	p = buf ? target_open_filled(d, &t, dmabuf, seed) : NULL;
+	if (!p) {
+		free(buf);
+		return KT_FAIL;
+	}
+	kt_fill_at(buf, t.off, t.len, seed2);
+	madvise(p, t.len, MADV_DONTNEED);
+	if (pwrite(dio.back, buf, t.len, 0) != (ssize_t)t.len)
+		res = kt_fail("write of the backing file: %s", kt_errname(errno));
+	else if (pread(dio.dio, p, t.len, 0) != (ssize_t)t.len)
+		res = kt_fail("O_DIRECT read: %s", kt_errname(errno));
+	else if (!kt_check_at(t.ref, t.off, t.len, seed2,
+			      "O_DIRECT read into the mapping, seen through the device"))
+		res = KT_FAIL;
+	kt_unmap(p, t.len);
+	target_close(&t);
+	free(buf);
+	return res;
+}
+
 /* ---------------------------------------------------------- the table */
 
 #define BOTH(fn)							\
@@ -467,6 +551,8 @@ BOTH(map_populate)
 BOTH(mlock_keeps)
 BOTH(proc_mem)
 BOTH(process_vm)
+BOTH(dio_write)
+BOTH(dio_read)
 
 #define ADVICE(fn, call, advice)					\
 static int fn##_dev(struct kvmfr_dev *d)				\
@@ -512,6 +598,10 @@ static const struct kt_case cases[] = {
 	{ "dma-buf mapping: /proc/self/mem reads it and writes to the device", proc_mem_buf, KT_ALL },
 	{ "device mapping: process_vm_readv/writev from another process read it and write to the device", process_vm_dev, KT_ALL },
 	{ "dma-buf mapping: process_vm_readv/writev from another process read it and write to the device", process_vm_buf, KT_ALL },
+	{ "device mapping: O_DIRECT write from it reaches a loop device", dio_write_dev, KT_ALL },
+	{ "dma-buf mapping: O_DIRECT write from it reaches a loop device", dio_write_buf, KT_ALL },
+	{ "device mapping: O_DIRECT read of a loop device into it writes to the device", dio_read_dev, KT_ALL },
+	{ "dma-buf mapping: O_DIRECT read of a loop device into it writes to the device", dio_read_buf, KT_ALL },
 	{ "no dma-buf or module reference left behind", nothing_left, KT_ALL },
 };
 
@@ -521,5 +611,6 @@ int main(void)
 	kt_plan(kt_count_cases(cases, KT_ARRAY_SIZE(cases)));
 	refcnt_base = kt_module_refcnt();
 	kt_run_cases(cases, KT_ARRAY_SIZE(cases));
+	kt_loop_teardown(&dio);
 	return kt_exit();
 }

@@ -18,8 +18,8 @@
  * close order, SYNC (timed with and without the importer), then per IVSHMEM
  * device an import after removal and a removal while vgem holds an import.
  *
- * vgem is loaded from the modules tests/lib/mkinitramfs.sh put in
- * /lib/kvmfr/vgem (list: load order); without them the program skips.
+ * vgem is loaded from the modules tests/lib/add-modules.sh put in
+ * /lib/kvmfr/vgem; without them the program skips.
  */
 #include "kvmfr_test.h"
 
@@ -77,7 +77,6 @@ _Static_assert(sizeof(struct drm_create_dumb_arg) == 32, "drm_mode_create_dumb")
 _Static_assert(sizeof(struct drm_map_dumb_arg) == 16, "drm_mode_map_dumb");
 
 #define BUFINFO		"/sys/kernel/debug/dma_buf/bufinfo"
-#define VGEM_DIR	"/lib/kvmfr/vgem"
 #define REMOVE_TIMEOUT	60	/* seconds, TCG is slow */
 #define SYNC_ROUNDS	201
 
@@ -128,47 +127,25 @@ static bool vgem_find(void)
 	return vg_card[0] && vg_render[0];
 }
 
-/* Loads the modules of VGEM_DIR/list in order; sets vg_skip or vg_fail. */
+/* Loads vgem (kt_load_modules); sets vg_skip or vg_fail. */
 static void vgem_setup(void)
 {
-	char line[256];
+	char why[200];
 	struct utsname u;
-	int fd, i;
-	FILE *f;
+	int i;
 
 	if (vgem_find())
 		return;
 	uname(&u);
-	if (kt_exists(VGEM_DIR "/broken")) {
-		snprintf(vg_fail, sizeof(vg_fail),
-			 "the initramfs has vgem.ko without a module it needs (initramfs.log)");
-		return;
-	}
-	f = fopen(VGEM_DIR "/list", "r");
-	if (!f) {
-		if (kt_read_file(VGEM_DIR "/absent", line, sizeof(line)))
-			kt_strcpy(line, "not built in, no vgem.ko in the initramfs",
-				  sizeof(line));
+	switch (kt_load_modules("vgem", why, sizeof(why))) {
+	case 1:
 		snprintf(vg_skip, sizeof(vg_skip), "kernel %.64s has no vgem: %.160s",
-			 u.release, line);
+			 u.release, why);
+		return;
+	case -1:
+		snprintf(vg_fail, sizeof(vg_fail), "%s", why);
 		return;
 	}
-	while (fgets(line, sizeof(line), f)) {
-		line[strcspn(line, "\n")] = '\0';
-		if (!line[0])
-			continue;
-		fd = open(line, O_RDONLY | O_CLOEXEC);
-		if (fd < 0 || (syscall(SYS_finit_module, fd, "", 0) && errno != EEXIST)) {
-			snprintf(vg_fail, sizeof(vg_fail), "loading %.128s: %s", line,
-				 kt_errname(errno));
-			if (fd >= 0)
-				close(fd);
-			fclose(f);
-			return;
-		}
-		close(fd);
-	}
-	fclose(f);
 	for (i = 0; i < 100 && !vgem_find(); i++)
 		kt_sleep_ms(50);
 	if (!vg_card[0] || !vg_render[0])

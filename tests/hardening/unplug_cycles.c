@@ -3,8 +3,9 @@
  * PCI removal cycles under load. Worker processes keep a device fd, a whole
  * device mapping, a dma-buf fd and its mapping alive on an IVSHMEM device,
  * touch them in bursts and drop their PTEs now and then so that they fault
- * again, and read them as other processes would (/proc/self/mem,
- * process_vm_readv: what was written, or an error once revoked); worker 0
+ * again, and read them as other processes and devices would (/proc/self/mem,
+ * process_vm_readv, an O_DIRECT write to a loop device: what was written, or
+ * an error once revoked); worker 0
  * also keeps its dma-buf attached to tests/edu's importer (when loaded) and
  * maps it for DMA again and again. Meanwhile this process
  * removes and rescans the PCI function (and unbinds and binds the driver)
@@ -35,6 +36,7 @@
  * "# unplug_cycles: back N" each time it found the device again.
  */
 #include "../guest/kvmfr_test.h"
+#include "../guest/loop_dev.h"
 #include "../edu/kvmfr_edu.h"
 
 #include <sys/uio.h>
@@ -141,24 +143,57 @@ static void outside_result(ssize_t r, uint64_t x, uint64_t want,
 	}
 }
 
+/* The workers' block device: one page per worker (dio_start()). */
+static struct kt_loop dio = { -1, -1, -1, "" };
+static char dio_error[256];
+
+/* Sets the loop device up, or says why the workers go without it. */
+static void dio_start(void)
+{
+	char why[200];
+
+	switch (kt_loop_setup(&dio, "/tmp/kvmfr-unplug-dio", WORKERS * kt_page,
+			      why, sizeof(why))) {
+	case 1:
+		kt_diag("no O_DIRECT by the workers: %s", why);
+		break;
+	case -1:
+		snprintf(dio_error, sizeof(dio_error), "loop device: %s", why);
+		break;
+	}
+}
+
 /*
- * Read a word of our own mapping as a debugger or another process would:
- * /proc/self/mem and process_vm_readv, the kernel faulting the page in
- * itself (its PTE was just dropped). While the device is there they read
- * what was written; once it is revoked they fail (EIO, EFAULT), racing the
- * removal, and never read anything else.
+ * Read a word of our own mapping as a debugger, another process or a block
+ * device would: /proc/self/mem and process_vm_readv, the kernel faulting
+ * the page in itself (its PTE was just dropped), and an O_DIRECT write of
+ * the page to the loop device (the block layer pins it, the loop driver
+ * reads it through the kernel's mapping), looked up in the backing file.
+ * While the device is there they read what was written; once it is revoked
+ * they fail (EIO, EFAULT), racing the removal, and never read anything else.
  */
-static void outside_reads(int memfd, uint8_t *addr, uint64_t want,
+static void outside_reads(int memfd, int id, uint8_t *addr, uint64_t want,
 			  struct worker_stats *st)
 {
+	uint8_t *page = (uint8_t *)((uintptr_t)addr & ~(kt_page - 1));
 	struct iovec local, remote = { addr, sizeof(want) };
+	off_t slot = (off_t)id * kt_page;
 	uint64_t x = ~want;
 	ssize_t r;
 
-	madvise((void *)((uintptr_t)addr & ~(kt_page - 1)), kt_page,
-		MADV_DONTNEED);
+	madvise(page, kt_page, MADV_DONTNEED);
 	r = pread(memfd, &x, sizeof(x), (off_t)(uintptr_t)addr);
 	outside_result(r, x, want, st);
+	if (dio.dio >= 0) {
+		x = ~want;
+		madvise(page, kt_page, MADV_DONTNEED);
+		r = pwrite(dio.dio, page, kt_page, slot);
+		if (r == (ssize_t)kt_page)
+			r = pread(dio.back, &x, sizeof(x), slot + (addr - page));
+		else if (r >= 0)
+			r = 0;	/* a short write: a wrong answer */
+		outside_result(r, x, want, st);
+	}
 	x = ~want;
 	local = (struct iovec){ &x, sizeof(x) };
 	r = process_vm_readv(getpid(), &local, 1, &remote, 1, 0);
@@ -243,7 +278,7 @@ static void worker(struct kvmfr_dev *d, int id, int out, struct control *ctl)
 			}
 			if (bursts % REFAULT_EVERY == 2 && memfd >= 0) {
 				at = (at + buf_len - 8) % buf_len;
-				outside_reads(memfd, buf_map + at,
+				outside_reads(memfd, id, buf_map + at,
 					      (st.touches - 1) * 0x9e3779b97f4a7c15ull,
 					      &st);
 			}
@@ -444,6 +479,8 @@ static int run_cycles(struct kvmfr_dev *d, int (*cycle)(struct kvmfr_dev *),
 	int pipes[WORKERS][2], i, status, bad = 0;
 	long long dmabufs_before = kt_dmabufs(d);
 
+	if (dio_error[0])
+		return kt_fail("%s", dio_error);
 	memset(&rate, 0, sizeof(rate));
 	secs = calloc(cycles > 0 ? cycles : 1, sizeof(*secs));
 	ctl = mmap(NULL, sizeof(*ctl), PROT_READ | PROT_WRITE,
@@ -548,7 +585,7 @@ static int run_cycles(struct kvmfr_dev *d, int (*cycle)(struct kvmfr_dev *),
 	rate.n = done;
 	rate.base = base;
 	rate.late = late > 0 ? median(secs + done - late, late) : 0;
-	kt_diag("%s: %ld cycles in %.1f s (%.3f s/cycle; median %.3f of the first %d, %.3f of the last %ld); workers: %lu touches, %lu forced faults, %lu revocations seen, %lu reopens, %lu wrong answers; /proc/self/mem and process_vm_readv: %lu reads, %lu refused after revocation; importer: %lu imports, %lu DMA maps refused after revocation",
+	kt_diag("%s: %ld cycles in %.1f s (%.3f s/cycle; median %.3f of the first %d, %.3f of the last %ld); workers: %lu touches, %lu forced faults, %lu revocations seen, %lu reopens, %lu wrong answers; /proc/self/mem, process_vm_readv and O_DIRECT: %lu reads, %lu refused after revocation; importer: %lu imports, %lu DMA maps refused after revocation",
 		what, done, now() - t0, done ? (now() - t0) / done : 0.0,
 		rate.base, BASELINE, rate.late, late,
 		sum.touches, sum.faults, sum.revoked, sum.reopened, sum.wrong,
@@ -636,6 +673,7 @@ static int main_external(void)
 
 	kt_init();
 	kt_plan(2);
+	dio_start();
 	for (i = 0; i < kt_ndev && addr && !d; i++)
 		if (kt_devs[i].pci && !strcmp(kt_devs[i].pci_addr, addr))
 			d = &kt_devs[i];
@@ -670,6 +708,7 @@ int main(int argc, char **argv)
 
 	kt_init();
 	kt_plan(n);
+	dio_start();
 	for (i = 0; i < kt_ndev && !d; i++)
 		if (kt_devs[i].pci && kt_devs[i].found)
 			d = &kt_devs[i];
@@ -703,5 +742,6 @@ int main(int argc, char **argv)
 		kt_report(data_survives(d),
 			  "%s: device memory unchanged across remove/rescan",
 			  d->label);
+	kt_loop_teardown(&dio);
 	return kt_exit();
 }

@@ -56,48 +56,12 @@ if [ -n "$deps" ]; then
 	done
 fi
 
-# vgem, the DRM driver tests/guest/vgem_import.c imports kvmfr dma-bufs
-# into: vgem.ko and the modules it needs (modinfo's depends, recursively:
-# Debian's image packages ship no modules.dep), dependencies first, in
-# /lib/kvmfr/vgem/, listed in load order in /lib/kvmfr/vgem/list.  The
-# program loads them itself.  No list when the kernel has no vgem module:
-# built in (nothing to load), else "absent" says why; a "broken" file when a
-# dependency is missing.
-vgem_dir=$stage/lib/kvmfr/vgem vgem_seen=
-vgem_moddir=$moddir
-[ -d "$vgem_moddir" ] || vgem_moddir=$kroot/usr/lib/modules/$kver
-# add_vgem_module NAME: NAME's dependencies, then NAME (- and _ alike)
-add_vgem_module() {
-	local name=${1//-/_} path dep
-	case " $vgem_seen " in *" $name "*) return 0 ;; esac
-	vgem_seen="$vgem_seen $name"
-	path=$(grep -E "/${name//_/[-_]}\.ko(\.[gx]z|\.zst)?\$" "$vgem_dir/.all" | head -n 1)
-	[ -n "$path" ] || { echo "mkinitramfs: vgem needs $name, not in $vgem_moddir" >&2; return 1; }
-	case $path in
-	*.xz) xz -dc "$path" ;;
-	*.gz) gzip -dc "$path" ;;
-	*.zst) zstd -qdc "$path" ;;
-	*) cat "$path" ;;
-	esac >"$vgem_dir/$name.ko"
-	for dep in $(modinfo -F depends "$vgem_dir/$name.ko" | tr ',' ' '); do
-		add_vgem_module "$dep" || return 1
-	done
-	echo "/lib/kvmfr/vgem/$name.ko" >>"$vgem_dir/list.tmp"
-}
-mkdir -p "$vgem_dir"
-if [ -d "$vgem_moddir" ]; then
-	find "$vgem_moddir/" -name '*.ko*' >"$vgem_dir/.all"
-fi
-if [ ! -s "$vgem_dir/.all" ]; then
-	echo "no modules of $kver were unpacked (none under $vgem_moddir)" >"$vgem_dir/absent"
-elif ! grep -qE '/vgem\.ko(\.[gx]z|\.zst)?$' "$vgem_dir/.all"; then
-	echo "vgem.ko is not among the $(wc -l <"$vgem_dir/.all") modules of $kver (CONFIG_DRM_VGEM)" >"$vgem_dir/absent"
-elif add_vgem_module vgem; then
-	mv "$vgem_dir/list.tmp" "$vgem_dir/list"
-else
-	echo "a module vgem.ko needs is missing" >"$vgem_dir/broken"
-fi
-rm -f "$vgem_dir/.all" "$vgem_dir/list.tmp"
+# Modules guest tests load themselves (tests/lib/add-modules.sh):
+# /lib/kvmfr/vgem, the DRM driver tests/guest/vgem_import.c imports kvmfr
+# dma-bufs into; /lib/kvmfr/loop, the block device mm_ops.c does O_DIRECT
+# I/O through.
+"$tests_dir/lib/add-modules.sh" "$stage" vgem "$kver" "$kroot" DRM_VGEM:vgem
+"$tests_dir/lib/add-modules.sh" "$stage" loop "$kver" "$kroot" BLK_DEV_LOOP:loop
 
 if [ -n "$guestbin" ] && [ -d "$guestbin" ]; then
 	cp -a "$guestbin"/. "$stage/tests/"
