@@ -10,7 +10,7 @@ UDEVDIR ?= /lib/udev/rules.d
 # The version is PACKAGE_VERSION in dkms.conf, the one place it is set.
 VERSION := $(shell sed -n 's/^PACKAGE_VERSION="\([^"]*\)"$$/\1/p' dkms.conf)
 # What DKMS builds from, i.e. what /usr/src/kvmfr-VERSION holds.
-DKMS_FILES = dkms.conf Kbuild Makefile kvmfr.c kvmfr.h probes/run.sh \
+DKMS_FILES = dkms.conf Kbuild Makefile kvmfr.c kvmfr.h kvmfr_mem.c kvmfr_mem.h probes/run.sh \
 	     $(sort $(wildcard probes/*.c))
 # The release tarball: the DKMS source plus what the Debian package is built
 # from and installs.

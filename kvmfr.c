@@ -22,11 +22,10 @@
  *    the kernel mapping of the BAR, waits for transient page pins and only
  *    then unmaps the BAR's struct pages. Faults and new mappings check the
  *    dead flag under kdev->lock, so nothing can map the memory afterwards.
- *  - Static memory is a file on a private tmpfs mount (huge=within_size,
- *    so it is made of 2 MiB folios where the allocator has them). The
- *    device holds the file and one reference on every folio from load time
- *    until the last reference to the device goes; the folios are never
- *    swapped, migrated or split meanwhile.
+ *  - The memory itself (kvmfr_mem.c) is the device's: static memory, a
+ *    tmpfs file in 2 MiB folios, lives until the last reference to the
+ *    device goes; a BAR's struct pages until removal has waited for every
+ *    user of them.
  *
  * Locking: kdev->lock (rwsem) is taken for read by everything that maps
  * the memory (fault, mmap, attach, map, vmap) and for write only to set
@@ -40,31 +39,28 @@
 
 #include <linux/cdev.h>
 #include <linux/compat.h>
-#include <linux/delay.h>
 #include <linux/dma-buf.h>
 #include <linux/dma-mapping.h>
 #include <linux/dma-resv.h>
 #include <linux/fs.h>
-#include <linux/highmem.h>
 #include <linux/idr.h>
-#include <linux/io.h>
-#include <linux/memremap.h>
 #include <linux/mm.h>
 #include <linux/mman.h>
 #include <linux/module.h>
 #include <linux/mount.h>
 #include <linux/overflow.h>
+#include <linux/pagemap.h>
 #include <linux/pci.h>
 #include <linux/pseudo_fs.h>
 #include <linux/rwsem.h>
 #include <linux/scatterlist.h>
 #include <linux/sched/mm.h>
-#include <linux/shmem_fs.h>
 #include <linux/slab.h>
 #include <linux/vmalloc.h>
 
 #include "kvmfr_config.h"
 #include "kvmfr.h"
+#include "kvmfr_mem.h"
 
 /*
  * Kernel differences, decided by the compile-time probes in probes/; the
@@ -98,13 +94,6 @@ static inline void dma_buf_invalidate_mappings(struct dma_buf *dmabuf)
 }
 #endif
 
-/* No flags for shmem_file_setup*(): not VM_NORESERVE, account it all. */
-#ifdef KVMFR_HAVE_EMPTY_VMA_FLAGS
-#define KVMFR_SHMEM_FLAGS EMPTY_VMA_FLAGS
-#else
-#define KVMFR_SHMEM_FLAGS 0
-#endif
-
 #ifndef KVMFR_HAVE_VM_FLAGS_SET
 static inline void vm_flags_set(struct vm_area_struct *vma, unsigned long flags)
 {
@@ -121,25 +110,12 @@ MODULE_IMPORT_NS("DMA_BUF");
 #define KVMFR_MAX_MINORS (MINORMASK + 1)
 #define KVMFR_FS_MAGIC 0x6b766d66 /* "kvmf" */
 
-#define KVMFR_PMD_PAGES (PMD_SIZE >> PAGE_SHIFT)
 /* Pages mapped by one fault: a 2 MiB-aligned window, clipped to the VMA. */
 #define KVMFR_FAULT_WINDOW KVMFR_PMD_PAGES
 
 enum kvmfr_type {
 	KVMFR_TYPE_STATIC,
 	KVMFR_TYPE_PCI,
-};
-
-/*
- * The memory behind a device: npages struct pages in device order. Static
- * memory is the file shm, of which it holds every folio; PCI memory borrows
- * the BAR's ZONE_DEVICE pages.
- */
-struct kvmfr_mem {
-	struct page **pages;
-	unsigned long npages;
-	struct file *shm; /* static only */
-	unsigned long nr_huge; /* pages in PMD-sized folios */
 };
 
 /* A page range of a device as seen by one kind of mapping. */
@@ -154,7 +130,7 @@ struct kvmfr_dev {
 	struct cdev cdev;
 	enum kvmfr_type type;
 	u64 size;
-	struct kvmfr_mem mem;
+	struct kvmfr_mem mem; /* kvmfr_mem.c */
 	struct kvmfr_range whole; /* the range device mmaps see */
 
 	struct rw_semaphore lock;
@@ -174,11 +150,7 @@ struct kvmfr_dev {
 	atomic_t nr_users;
 	wait_queue_head_t idle_wq;
 
-	/* PCI devices only */
-	struct pci_dev *pdev;
-	struct dev_pagemap pgmap;
-	bool huge; /* the BAR's struct pages are 2 MiB compound pages */
-	void *kaddr; /* kernel mapping of the BAR, until removal */
+	struct pci_dev *pdev; /* PCI devices only */
 };
 
 /* One exported dma-buf: a page range of a device. */
@@ -227,7 +199,6 @@ static struct kvmfr_sizes static_sizes;
 static dev_t kvmfr_devt;
 static DEFINE_IDA(kvmfr_minors);
 static struct vfsmount *kvmfr_mnt;
-static struct vfsmount *kvmfr_shm_mnt; /* tmpfs, huge=within_size */
 
 /* Static devices, newest first, for module unload. */
 static struct kvmfr_dev **static_devs;
@@ -322,102 +293,6 @@ MODULE_PARM_DESC(static_size_mb,
 		 "Sizes in MiB of the RAM-backed devices, comma separated");
 
 /* ------------------------------------------------------------------------
- * Memory backing
- */
-
-/*
- * Number of pages from @page to the end of its folio (compound page): a
- * folio is held and released as one, through any of its pages.
- */
-static unsigned long kvmfr_folio_tail(struct page *page)
-{
-	struct page *head = compound_head(page);
-
-	return compound_nr(head) - (page_to_pfn(page) - page_to_pfn(head));
-}
-
-/*
- * Static memory: a tmpfs file of npages pages, every page allocated and
- * zeroed now. The mount makes 2 MiB folios where the allocator has them;
- * the rest is 4 KiB. The folios are kept out of ZONE_MOVABLE and CMA (so
- * that VFIO can long-term pin them) and off the evictable LRU, and the
- * reference held on each keeps reclaim, migration and splitting away.
- */
-static int kvmfr_mem_alloc_static(struct kvmfr_mem *mem, const char *name,
-				  unsigned long npages)
-{
-	const gfp_t gfp = GFP_HIGHUSER | __GFP_RETRY_MAYFAIL;
-	struct address_space *mapping;
-	unsigned long i, j, n;
-	struct page *page;
-
-	mem->pages = kvmalloc_array(npages, sizeof(*mem->pages), GFP_KERNEL);
-	if (!mem->pages)
-		return -ENOMEM;
-	mem->npages = 0;
-	mem->nr_huge = 0;
-
-	mem->shm = shmem_file_setup_with_mnt(kvmfr_shm_mnt, name,
-					     (loff_t)npages << PAGE_SHIFT,
-					     KVMFR_SHMEM_FLAGS);
-	if (IS_ERR(mem->shm)) {
-		int ret = PTR_ERR(mem->shm);
-
-		mem->shm = NULL;
-		return ret;
-	}
-	mapping = mem->shm->f_mapping;
-	mapping_set_gfp_mask(mapping, GFP_HIGHUSER);
-	mapping_set_unevictable(mapping);
-
-	for (i = 0; i < npages; i += n) {
-		page = shmem_read_mapping_page_gfp(mapping, i, gfp);
-		if (IS_ERR(page))
-			return PTR_ERR(page);
-		/* One reference on the folio, for the pages up to its end. */
-		n = min(kvmfr_folio_tail(page), npages - i);
-		for (j = 0; j < n; j++)
-			mem->pages[i + j] = pfn_to_page(page_to_pfn(page) + j);
-		if (compound_nr(compound_head(page)) >= KVMFR_PMD_PAGES)
-			mem->nr_huge += n;
-		mem->npages = i + n;
-		cond_resched();
-	}
-	return 0;
-}
-
-static void kvmfr_mem_free_static(struct kvmfr_mem *mem)
-{
-	unsigned long i;
-
-	/*
-	 * Drop the reference held on each folio; a page still pinned by
-	 * someone is freed by its last put, after the file is gone.
-	 */
-	for (i = 0; i < mem->npages; i += kvmfr_folio_tail(mem->pages[i]))
-		put_page(mem->pages[i]);
-	kvfree(mem->pages);
-	mem->pages = NULL;
-	if (mem->shm)
-		fput(mem->shm);
-	mem->shm = NULL;
-}
-
-static int kvmfr_mem_init_pci(struct kvmfr_mem *mem, struct page *first,
-			      unsigned long npages)
-{
-	unsigned long i;
-
-	mem->pages = kvmalloc_array(npages, sizeof(*mem->pages), GFP_KERNEL);
-	if (!mem->pages)
-		return -ENOMEM;
-	for (i = 0; i < npages; i++)
-		mem->pages[i] = pfn_to_page(page_to_pfn(first) + i);
-	mem->npages = npages;
-	return 0;
-}
-
-/* ------------------------------------------------------------------------
  * Device objects
  */
 
@@ -463,13 +338,7 @@ static void kvmfr_dev_release(struct device *dev)
 {
 	struct kvmfr_dev *kdev = to_kvmfr_dev(dev);
 
-	if (kdev->type == KVMFR_TYPE_STATIC) {
-		kvmfr_mem_free_static(&kdev->mem);
-	} else {
-		kvfree(kdev->mem.pages);
-		if (kdev->kaddr)
-			memunmap(kdev->kaddr);
-	}
+	kvmfr_mem_free(&kdev->mem);
 	if (kdev->inode)
 		iput(kdev->inode);
 	kfree(kdev);
@@ -550,21 +419,6 @@ static void kvmfr_dev_del(struct kvmfr_dev *kdev)
 }
 
 /*
- * Wait for faults that saw the device alive to finish mapping: such a fault
- * holds its folio locked until its entry is in place (kvmfr_page_fault).
- */
-static void kvmfr_dev_fault_barrier(struct kvmfr_dev *kdev)
-{
-	struct kvmfr_mem *mem = &kdev->mem;
-	unsigned long i;
-
-	for (i = 0; i < mem->npages; i += kvmfr_folio_tail(mem->pages[i])) {
-		lock_page(mem->pages[i]);
-		unlock_page(mem->pages[i]);
-	}
-}
-
-/*
  * Cut every user off the device's memory: later faults, mmaps, attachments
  * and mappings fail; existing user mappings are zapped; dynamic importers are
  * told to unmap. Nobody's DMA mapping or vmap is taken away here: removal
@@ -579,8 +433,12 @@ static void kvmfr_dev_revoke(struct kvmfr_dev *kdev)
 	kdev->dead = true;
 	up_write(&kdev->lock);
 
+	/*
+	 * A fault that saw the device alive holds its folio locked until its
+	 * entry is in place (kvmfr_page_fault): zap again after those.
+	 */
 	unmap_mapping_range(kdev->inode->i_mapping, 0, 0, 1);
-	kvmfr_dev_fault_barrier(kdev);
+	kvmfr_mem_fault_barrier(&kdev->mem);
 	unmap_mapping_range(kdev->inode->i_mapping, 0, 0, 1);
 
 	/*
@@ -818,9 +676,7 @@ static const struct vm_operations_struct kvmfr_pmd_vm_ops = {
 static bool kvmfr_vma_can_pmd(struct kvmfr_dev *kdev,
 			      struct vm_area_struct *vma)
 {
-	if (!IS_ENABLED(CONFIG_TRANSPARENT_HUGEPAGE))
-		return false;
-	if (kdev->type == KVMFR_TYPE_PCI && !kdev->huge)
+	if (!kvmfr_mem_pmd_folios(&kdev->mem))
 		return false;
 	return !(((vma->vm_start >> PAGE_SHIFT) - vma->vm_pgoff) %
 		 KVMFR_PMD_PAGES);
@@ -866,9 +722,7 @@ static int kvmfr_mmap_range(struct kvmfr_range *r, struct vm_area_struct *vma)
 		vm_flags_set(vma, VM_MIXEDMAP | VM_DONTEXPAND | VM_DONTDUMP);
 		vma->vm_ops = &kvmfr_vm_ops;
 	}
-	/* IVSHMEM memory is shared with the host: never encrypted (SEV). */
-	if (kdev->type == KVMFR_TYPE_PCI)
-		vma->vm_page_prot = pgprot_decrypted(vma->vm_page_prot);
+	vma->vm_page_prot = kvmfr_mem_user_prot(&kdev->mem, vma->vm_page_prot);
 	vma->vm_private_data = r;
 	return 0;
 }
@@ -1174,14 +1028,12 @@ static int kvmfr_dmabuf_vmap(struct dma_buf *dmabuf, struct iosys_map *map)
 	down_read(&kdev->lock);
 	if (kdev->dead) {
 		vaddr = kvmfr_vmap_dummy(buf);
-	} else if (kdev->type == KVMFR_TYPE_PCI) {
-		/* kdev->kaddr stays mapped until removal has waited for us. */
-		vaddr = kdev->kaddr + (buf->range.first << PAGE_SHIFT);
-		buf->bar_vmapped = true;
-		atomic_inc(&kdev->nr_users);
 	} else {
-		vaddr = vmap(kdev->mem.pages + buf->range.first,
-			     buf->range.npages, VM_MAP, PAGE_KERNEL);
+		/* A borrowed BAR mapping stays until removal has waited. */
+		vaddr = kvmfr_mem_vmap(&kdev->mem, buf->range.first,
+				       buf->range.npages, &buf->bar_vmapped);
+		if (buf->bar_vmapped)
+			atomic_inc(&kdev->nr_users);
 	}
 	up_read(&kdev->lock);
 
@@ -1514,7 +1366,7 @@ static struct kvmfr_dev *kvmfr_static_create(unsigned int index, u32 mb)
 		return ERR_PTR(-ENOMEM);
 
 	snprintf(name, sizeof(name), KBUILD_MODNAME "-static%u", index);
-	ret = kvmfr_mem_alloc_static(&kdev->mem, name, size >> PAGE_SHIFT);
+	ret = kvmfr_mem_alloc_ram(&kdev->mem, name, size >> PAGE_SHIFT);
 	if (ret) {
 		pr_err("static device %u: cannot allocate %u MiB\n", index, mb);
 		goto put_dev;
@@ -1578,36 +1430,11 @@ static int kvmfr_static_create_all(void)
 
 #define KVMFR_IVSHMEM_BAR 2
 
-/* After the user mappings are zapped only transient pins can remain. */
-static void kvmfr_pci_wait_unpinned(struct kvmfr_dev *kdev)
-{
-	struct kvmfr_mem *mem = &kdev->mem;
-	struct page *head;
-	unsigned long i, busy;
-	unsigned int waited = 0;
-
-	for (;;) {
-		busy = 0;
-		/* Pins of a compound page count on its head. */
-		for (i = 0; i < mem->npages; i += kvmfr_folio_tail(head)) {
-			head = compound_head(mem->pages[i]);
-			busy += page_ref_count(head) != 1;
-		}
-		if (!busy)
-			return;
-		if (waited++ == 50)
-			dev_info(&kdev->pdev->dev,
-				 "waiting for %lu pinned pages\n", busy);
-		msleep(100);
-	}
-}
-
 static int kvmfr_pci_probe(struct pci_dev *pdev, const struct pci_device_id *id)
 {
 	resource_size_t start = pci_resource_start(pdev, KVMFR_IVSHMEM_BAR);
 	resource_size_t size = pci_resource_len(pdev, KVMFR_IVSHMEM_BAR);
 	struct kvmfr_dev *kdev;
-	void *addr;
 	int ret;
 
 	if (!IS_ENABLED(CONFIG_ZONE_DEVICE)) {
@@ -1643,51 +1470,21 @@ static int kvmfr_pci_probe(struct pci_dev *pdev, const struct pci_device_id *id)
 	}
 	kdev->pdev = pdev;
 
-	/* Write-back kernel mapping for vmap; decrypted, being MMIO. */
-	kdev->kaddr = memremap(start, size, MEMREMAP_WB);
-	if (!kdev->kaddr) {
-		ret = -ENOMEM;
-		goto put_dev;
-	}
-
-	/* struct pages for the BAR, so it can be mapped and DMA-mapped. */
-	kdev->pgmap.type = MEMORY_DEVICE_GENERIC;
-	kdev->pgmap.range.start = start;
-	kdev->pgmap.range.end = start + size - 1;
-	kdev->pgmap.nr_range = 1;
-#ifdef KVMFR_HAVE_DEV_PAGEMAP_VMEMMAP_SHIFT
-	/* 2 MiB compound pages, so that user mappings can use PMDs. */
-	if (IS_ENABLED(CONFIG_TRANSPARENT_HUGEPAGE) &&
-	    IS_ALIGNED(start | size, PMD_SIZE)) {
-		kdev->pgmap.vmemmap_shift = PMD_SHIFT - PAGE_SHIFT;
-		kdev->huge = true;
-	}
-#endif
-	addr = memremap_pages(&kdev->pgmap, dev_to_node(&pdev->dev));
-	if (IS_ERR(addr)) {
-		ret = PTR_ERR(addr);
-		dev_err(&pdev->dev,
-			"cannot create struct pages for BAR%d: %d\n",
-			KVMFR_IVSHMEM_BAR, ret);
-		goto put_dev;
-	}
-
-	ret = kvmfr_mem_init_pci(&kdev->mem, pfn_to_page(PHYS_PFN(start)),
-				 size >> PAGE_SHIFT);
+	ret = kvmfr_mem_map_bar(&kdev->mem, &pdev->dev, start, size);
 	if (ret)
-		goto unmap_pages;
+		goto put_dev;
 
 	ret = kvmfr_dev_add(kdev);
 	if (ret)
-		goto unmap_pages;
+		goto unmap_bar;
 
 	pci_set_drvdata(pdev, kdev);
 	dev_dbg(&pdev->dev, "%s: %pa bytes at %pa\n", dev_name(&kdev->dev),
 		&size, &start);
 	return 0;
 
-unmap_pages:
-	memunmap_pages(&kdev->pgmap);
+unmap_bar:
+	kvmfr_mem_unmap_bar(&kdev->mem, &pdev->dev);
 put_dev:
 	put_device(&kdev->dev);
 release_region:
@@ -1705,11 +1502,8 @@ static void kvmfr_pci_remove(struct pci_dev *pdev)
 	kvmfr_dev_revoke(kdev);
 	kvmfr_dev_wait_fences(kdev);
 	kvmfr_dev_wait_unused(kdev);
-	/* No vmap uses it any more; a later one maps a dummy page. */
-	memunmap(kdev->kaddr);
-	kdev->kaddr = NULL;
-	kvmfr_pci_wait_unpinned(kdev);
-	memunmap_pages(&kdev->pgmap);
+	/* No importer or vmap uses it any more; a later vmap gets a dummy. */
+	kvmfr_mem_unmap_bar(&kdev->mem, &pdev->dev);
 	/* Files and dma-bufs may still hold kdev; they only see it dead. */
 	put_device(&kdev->dev);
 	pci_release_region(pdev, KVMFR_IVSHMEM_BAR);
@@ -1744,25 +1538,6 @@ static struct file_system_type kvmfr_fs_type = {
 	.kill_sb = kill_anon_super,
 };
 
-/*
- * A private tmpfs for static memory, asking for 2 MiB folios wherever they
- * fit inside the file (as i915's and DRM's huge mounts do). Without THP
- * tmpfs refuses the option: the plain mount gives 4 KiB pages.
- */
-static struct vfsmount *kvmfr_shm_mount(void)
-{
-	struct file_system_type *tmpfs = get_fs_type("tmpfs");
-	char opts[] = "huge=within_size"; /* parsed in place */
-	struct vfsmount *mnt;
-
-	if (!tmpfs)
-		return ERR_PTR(-ENODEV);
-	mnt = vfs_kern_mount(tmpfs, SB_KERNMOUNT, KBUILD_MODNAME, opts);
-	if (IS_ERR(mnt))
-		mnt = vfs_kern_mount(tmpfs, SB_KERNMOUNT, KBUILD_MODNAME, NULL);
-	return mnt;
-}
-
 static int __init kvmfr_init(void)
 {
 	int ret;
@@ -1782,15 +1557,13 @@ static int __init kvmfr_init(void)
 		goto unregister_chrdev;
 	}
 
-	kvmfr_shm_mnt = kvmfr_shm_mount();
-	if (IS_ERR(kvmfr_shm_mnt)) {
-		ret = PTR_ERR(kvmfr_shm_mnt);
+	ret = kvmfr_mem_init();
+	if (ret)
 		goto unmount;
-	}
 
 	ret = kvmfr_static_create_all();
 	if (ret)
-		goto unmount_shm;
+		goto exit_mem;
 
 	ret = pci_register_driver(&kvmfr_pci_driver);
 	if (ret)
@@ -1799,8 +1572,8 @@ static int __init kvmfr_init(void)
 
 destroy_static:
 	kvmfr_static_destroy_all();
-unmount_shm:
-	kern_unmount(kvmfr_shm_mnt);
+exit_mem:
+	kvmfr_mem_exit();
 unmount:
 	kern_unmount(kvmfr_mnt);
 unregister_chrdev:
@@ -1814,7 +1587,7 @@ static void __exit kvmfr_exit(void)
 {
 	pci_unregister_driver(&kvmfr_pci_driver);
 	kvmfr_static_destroy_all();
-	kern_unmount(kvmfr_shm_mnt);
+	kvmfr_mem_exit();
 	kern_unmount(kvmfr_mnt);
 	unregister_chrdev_region(kvmfr_devt, KVMFR_MAX_MINORS);
 	class_unregister(&kvmfr_class);

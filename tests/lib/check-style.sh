@@ -3,7 +3,7 @@
 #
 # The module's sources against the kernel's own style tools, from Debian's
 # linux-source-6.12 package: `checkpatch.pl --strict` and the kernel's
-# .clang-format, on kvmfr.c and kvmfr.h. Prints two TAP results (via
+# .clang-format, on kvmfr.c, kvmfr.h and kvmfr_mem.[ch]. Prints two TAP results (via
 # tap.sh); logs in OUTDIR. The tools come from the source tree the debug
 # kernel build unpacked, or else just those files from the package.
 set -eu
@@ -12,7 +12,7 @@ here=$(cd "$(dirname "$0")" && pwd)
 # shellcheck source=tests/lib/tap.sh
 . "$here/tap.sh"
 cache=${KVMFR_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/kvmfr-tests}
-files="kvmfr.c kvmfr.h"
+files="kvmfr.c kvmfr.h kvmfr_mem.c kvmfr_mem.h"
 mkdir -p "$out"
 
 # A linux-source tree with scripts/checkpatch.pl and .clang-format.

@@ -137,7 +137,7 @@ phase lintian
 	for f in README.md.gz changelog.Debian.gz copyright design.md.gz user-guide.md.gz; do
 		echo "/usr/share/doc/kvmfr-dkms/$f"
 	done
-	for f in Kbuild Makefile dkms.conf kvmfr.c kvmfr.h probes/run.sh; do
+	for f in Kbuild Makefile dkms.conf kvmfr.c kvmfr.h kvmfr_mem.c kvmfr_mem.h probes/run.sh; do
 		echo "/usr/src/$dist/$f"
 	done
 	for f in "$src"/probes/*.c; do echo "/usr/src/$dist/probes/${f##*/}"; done

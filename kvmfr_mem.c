@@ -1,0 +1,288 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * kvmfr_mem - the memory behind a kvmfr device (kvmfr_mem.h).
+ *
+ * RAM: a file on a private tmpfs mount with huge=within_size, every page
+ * allocated and zeroed at creation, in 2 MiB folios where the allocator
+ * has them. The memory holds one reference on each folio for its whole
+ * life, so that nothing swaps, migrates or splits a folio behind a user's
+ * mapping or pin; the folios are GFP_HIGHUSER (never ZONE_MOVABLE or CMA,
+ * which a long-term pin would first migrate out of) and unevictable.
+ *
+ * BAR: the IVSHMEM BAR gets struct pages from memremap_pages(), as 2 MiB
+ * compound pages where the kernel can make them and the BAR is aligned,
+ * and a kernel mapping (memremap) for vmaps. kvmfr.c takes users off the
+ * memory before kvmfr_mem_unmap_bar() takes the pages away.
+ */
+
+#define pr_fmt(fmt) KBUILD_MODNAME ": " fmt
+
+#include <linux/delay.h>
+#include <linux/device.h>
+#include <linux/fs.h>
+#include <linux/io.h>
+#include <linux/mm.h>
+#include <linux/mount.h>
+#include <linux/pagemap.h>
+#include <linux/shmem_fs.h>
+#include <linux/slab.h>
+#include <linux/vmalloc.h>
+
+#include "kvmfr_config.h"
+#include "kvmfr_mem.h"
+
+/* No flags for shmem_file_setup*(): not VM_NORESERVE, account it all. */
+#ifdef KVMFR_HAVE_EMPTY_VMA_FLAGS
+#define KVMFR_SHMEM_FLAGS EMPTY_VMA_FLAGS
+#else
+#define KVMFR_SHMEM_FLAGS 0
+#endif
+
+static struct vfsmount *kvmfr_shm_mnt; /* tmpfs, huge=within_size */
+
+/*
+ * A private tmpfs for RAM, asking for 2 MiB folios wherever they fit
+ * inside the file (as i915's and DRM's huge mounts do). Without THP tmpfs
+ * refuses the option: the plain mount gives 4 KiB pages.
+ */
+int kvmfr_mem_init(void)
+{
+	struct file_system_type *tmpfs = get_fs_type("tmpfs");
+	char opts[] = "huge=within_size"; /* parsed in place */
+	struct vfsmount *mnt;
+
+	if (!tmpfs)
+		return -ENODEV;
+	mnt = vfs_kern_mount(tmpfs, SB_KERNMOUNT, KBUILD_MODNAME, opts);
+	if (IS_ERR(mnt))
+		mnt = vfs_kern_mount(tmpfs, SB_KERNMOUNT, KBUILD_MODNAME, NULL);
+	if (IS_ERR(mnt))
+		return PTR_ERR(mnt);
+	kvmfr_shm_mnt = mnt;
+	return 0;
+}
+
+void kvmfr_mem_exit(void)
+{
+	kern_unmount(kvmfr_shm_mnt);
+}
+
+/*
+ * Number of pages from @page to the end of its folio (compound page): a
+ * folio is held, locked and released as one, through any of its pages.
+ */
+static unsigned long kvmfr_folio_tail(struct page *page)
+{
+	struct page *head = compound_head(page);
+
+	return compound_nr(head) - (page_to_pfn(page) - page_to_pfn(head));
+}
+
+/* RAM of @npages pages; kvmfr_mem_free() undoes a partial one too. */
+int kvmfr_mem_alloc_ram(struct kvmfr_mem *mem, const char *name,
+			unsigned long npages)
+{
+	const gfp_t gfp = GFP_HIGHUSER | __GFP_RETRY_MAYFAIL;
+	struct address_space *mapping;
+	unsigned long i, j, n;
+	struct page *page;
+
+	mem->bar = false;
+	mem->npages = 0;
+	mem->nr_huge = 0;
+	mem->pages = kvmalloc_array(npages, sizeof(*mem->pages), GFP_KERNEL);
+	if (!mem->pages)
+		return -ENOMEM;
+
+	mem->shm = shmem_file_setup_with_mnt(kvmfr_shm_mnt, name,
+					     (loff_t)npages << PAGE_SHIFT,
+					     KVMFR_SHMEM_FLAGS);
+	if (IS_ERR(mem->shm)) {
+		int ret = PTR_ERR(mem->shm);
+
+		mem->shm = NULL;
+		return ret;
+	}
+	mapping = mem->shm->f_mapping;
+	mapping_set_gfp_mask(mapping, GFP_HIGHUSER);
+	mapping_set_unevictable(mapping);
+
+	for (i = 0; i < npages; i += n) {
+		page = shmem_read_mapping_page_gfp(mapping, i, gfp);
+		if (IS_ERR(page))
+			return PTR_ERR(page);
+		/* One reference on the folio, for the pages up to its end. */
+		n = min(kvmfr_folio_tail(page), npages - i);
+		for (j = 0; j < n; j++)
+			mem->pages[i + j] = pfn_to_page(page_to_pfn(page) + j);
+		if (compound_nr(compound_head(page)) >= KVMFR_PMD_PAGES)
+			mem->nr_huge += n;
+		mem->npages = i + n;
+		cond_resched();
+	}
+	return 0;
+}
+
+/*
+ * The BAR at @start of @size bytes, for PCI device @dev: its kernel mapping
+ * and its struct pages. Nothing is left behind on failure.
+ */
+int kvmfr_mem_map_bar(struct kvmfr_mem *mem, struct device *dev,
+		      phys_addr_t start, resource_size_t size)
+{
+	unsigned long i, npages = size >> PAGE_SHIFT;
+	struct page *first;
+	void *addr;
+	int ret;
+
+	mem->bar = true;
+	mem->npages = 0;
+	mem->nr_huge = 0;
+	mem->pages = kvmalloc_array(npages, sizeof(*mem->pages), GFP_KERNEL);
+	if (!mem->pages)
+		return -ENOMEM;
+
+	/* Write-back kernel mapping for vmap; decrypted, being MMIO. */
+	mem->kaddr = memremap(start, size, MEMREMAP_WB);
+	if (!mem->kaddr) {
+		ret = -ENOMEM;
+		goto free_pages;
+	}
+
+	mem->pgmap.type = MEMORY_DEVICE_GENERIC;
+	mem->pgmap.range.start = start;
+	mem->pgmap.range.end = start + size - 1;
+	mem->pgmap.nr_range = 1;
+#ifdef KVMFR_HAVE_DEV_PAGEMAP_VMEMMAP_SHIFT
+	/* 2 MiB compound pages, so that user mappings can use PMDs. */
+	if (IS_ENABLED(CONFIG_TRANSPARENT_HUGEPAGE) &&
+	    IS_ALIGNED(start | size, PMD_SIZE)) {
+		mem->pgmap.vmemmap_shift = PMD_SHIFT - PAGE_SHIFT;
+		mem->nr_huge = npages;
+	}
+#endif
+	addr = memremap_pages(&mem->pgmap, dev_to_node(dev));
+	if (IS_ERR(addr)) {
+		ret = PTR_ERR(addr);
+		dev_err(dev, "cannot create struct pages for the BAR: %d\n",
+			ret);
+		goto unmap_kaddr;
+	}
+
+	first = pfn_to_page(PHYS_PFN(start));
+	for (i = 0; i < npages; i++)
+		mem->pages[i] = pfn_to_page(page_to_pfn(first) + i);
+	mem->npages = npages;
+	return 0;
+
+unmap_kaddr:
+	memunmap(mem->kaddr);
+	mem->kaddr = NULL;
+free_pages:
+	kvfree(mem->pages);
+	mem->pages = NULL;
+	return ret;
+}
+
+/* After the user mappings are zapped only transient pins can remain. */
+static void kvmfr_mem_wait_unpinned(struct kvmfr_mem *mem, struct device *dev)
+{
+	unsigned int waited = 0;
+	unsigned long i, busy;
+	struct page *head;
+
+	for (;;) {
+		busy = 0;
+		/* Pins of a compound page count on its head. */
+		for (i = 0; i < mem->npages; i += kvmfr_folio_tail(head)) {
+			head = compound_head(mem->pages[i]);
+			busy += page_ref_count(head) != 1;
+		}
+		if (!busy)
+			return;
+		if (waited++ == 50)
+			dev_info(dev, "waiting for %lu pinned pages\n", busy);
+		msleep(100);
+	}
+}
+
+/*
+ * Take the BAR away. The caller has cut every user off it: no mapping, no
+ * importer and no vmap is left, only transient page pins may be.
+ */
+void kvmfr_mem_unmap_bar(struct kvmfr_mem *mem, struct device *dev)
+{
+	memunmap(mem->kaddr);
+	mem->kaddr = NULL;
+	kvmfr_mem_wait_unpinned(mem, dev);
+	memunmap_pages(&mem->pgmap);
+}
+
+/* At the last reference to the device: what is left of the memory. */
+void kvmfr_mem_free(struct kvmfr_mem *mem)
+{
+	unsigned long i;
+
+	/*
+	 * RAM: drop the reference held on each folio; a page still pinned
+	 * by someone is freed by its last put, after the file is gone. A
+	 * BAR's pages went with kvmfr_mem_unmap_bar().
+	 */
+	if (!mem->bar)
+		for (i = 0; i < mem->npages;
+		     i += kvmfr_folio_tail(mem->pages[i]))
+			put_page(mem->pages[i]);
+	kvfree(mem->pages);
+	mem->pages = NULL;
+	mem->npages = 0;
+	if (mem->shm)
+		fput(mem->shm);
+	mem->shm = NULL;
+}
+
+/*
+ * Whether the memory comes in folios the core can map with PMDs: RAM
+ * always may (each folio decides: the core maps small ones with PTEs), a
+ * BAR only when its struct pages are 2 MiB compound pages.
+ */
+bool kvmfr_mem_pmd_folios(const struct kvmfr_mem *mem)
+{
+	if (!IS_ENABLED(CONFIG_TRANSPARENT_HUGEPAGE))
+		return false;
+	return !mem->bar || mem->nr_huge;
+}
+
+/* A BAR is shared with the host: never encrypted (SEV). */
+pgprot_t kvmfr_mem_user_prot(const struct kvmfr_mem *mem, pgprot_t prot)
+{
+	return mem->bar ? pgprot_decrypted(prot) : prot;
+}
+
+/*
+ * A kernel mapping of the pages [@first, @first + @n): for RAM a new vmap
+ * (the caller vunmaps it), for a BAR part of its kernel mapping, which
+ * stays until kvmfr_mem_unmap_bar() (*@borrowed set: nothing to undo, but
+ * the caller must keep the BAR's removal waiting until it is done with it).
+ */
+void *kvmfr_mem_vmap(struct kvmfr_mem *mem, pgoff_t first, unsigned long n,
+		     bool *borrowed)
+{
+	*borrowed = mem->bar;
+	if (mem->bar)
+		return mem->kaddr + (first << PAGE_SHIFT);
+	return vmap(mem->pages + first, n, VM_MAP, PAGE_KERNEL);
+}
+
+/*
+ * Wait for faults that saw the memory available to finish mapping it: such
+ * a fault holds its folio locked until its entry is in place.
+ */
+void kvmfr_mem_fault_barrier(struct kvmfr_mem *mem)
+{
+	unsigned long i;
+
+	for (i = 0; i < mem->npages; i += kvmfr_folio_tail(mem->pages[i])) {
+		lock_page(mem->pages[i]);
+		unlock_page(mem->pages[i]);
+	}
+}
