@@ -129,7 +129,12 @@ static void importer_remap(int edu, struct worker_stats *st)
 		st->wrong++;
 }
 
-static void outside_result(ssize_t r, uint64_t x, uint64_t want,
+/*
+ * A read of @want came back as @x with result @r. Refused (EIO, EFAULT) is
+ * right only once the device is revoked: the device file @fd says so too
+ * (a device never comes back; a rescan makes a new one).
+ */
+static void outside_result(ssize_t r, uint64_t x, uint64_t want, int fd,
 			   struct worker_stats *st)
 {
 	if (r == sizeof(x)) {
@@ -138,6 +143,8 @@ static void outside_result(ssize_t r, uint64_t x, uint64_t want,
 			st->wrong++;
 	} else if (r < 0 && (errno == EIO || errno == EFAULT)) {
 		st->outside_refused++;
+		if (ioctl(fd, KVMFR_DMABUF_GETSIZE) >= 0)
+			st->wrong++; /* refused while the device is there */
 	} else {
 		st->wrong++;
 	}
@@ -172,8 +179,8 @@ static void dio_start(void)
  * While the device is there they read what was written; once it is revoked
  * they fail (EIO, EFAULT), racing the removal, and never read anything else.
  */
-static void outside_reads(int memfd, int id, uint8_t *addr, uint64_t want,
-			  struct worker_stats *st)
+static void outside_reads(int memfd, int fd, int id, uint8_t *addr,
+			  uint64_t want, struct worker_stats *st)
 {
 	uint8_t *page = (uint8_t *)((uintptr_t)addr & ~(kt_page - 1));
 	struct iovec local, remote = { addr, sizeof(want) };
@@ -183,7 +190,7 @@ static void outside_reads(int memfd, int id, uint8_t *addr, uint64_t want,
 
 	madvise(page, kt_page, MADV_DONTNEED);
 	r = pread(memfd, &x, sizeof(x), (off_t)(uintptr_t)addr);
-	outside_result(r, x, want, st);
+	outside_result(r, x, want, fd, st);
 	if (dio.dio >= 0) {
 		x = ~want;
 		madvise(page, kt_page, MADV_DONTNEED);
@@ -192,7 +199,7 @@ static void outside_reads(int memfd, int id, uint8_t *addr, uint64_t want,
 			r = pread(dio.back, &x, sizeof(x), slot + (addr - page));
 		else if (r >= 0)
 			r = 0;	/* a short write: a wrong answer */
-		outside_result(r, x, want, st);
+		outside_result(r, x, want, fd, st);
 	}
 	x = ~want;
 	local = (struct iovec){ &x, sizeof(x) };
@@ -200,7 +207,7 @@ static void outside_reads(int memfd, int id, uint8_t *addr, uint64_t want,
 	/* a kernel without CONFIG_CROSS_MEMORY_ATTACH has /proc/self/mem only */
 	if (r < 0 && errno == ENOSYS)
 		return;
-	outside_result(r, x, want, st);
+	outside_result(r, x, want, fd, st);
 }
 
 /*
@@ -278,7 +285,7 @@ static void worker(struct kvmfr_dev *d, int id, int out, struct control *ctl)
 			}
 			if (bursts % REFAULT_EVERY == 2 && memfd >= 0) {
 				at = (at + buf_len - 8) % buf_len;
-				outside_reads(memfd, id, buf_map + at,
+				outside_reads(memfd, fd, id, buf_map + at,
 					      (st.touches - 1) * 0x9e3779b97f4a7c15ull,
 					      &st);
 			}
