@@ -629,8 +629,39 @@ static vm_fault_t kvmfr_vm_fault(struct vm_fault *vmf)
 	return ret;
 }
 
+/*
+ * The kernel's access to a mapping on behalf of another process (ptrace,
+ * /proc/PID/mem) where it cannot pin the pages: a BAR of a memory-encrypted
+ * guest (VM_IO, see kvmfr_mmap_range), or a removed device.
+ */
+static int kvmfr_vm_access(struct vm_area_struct *vma, unsigned long addr,
+			   void *buf, int len, int write)
+{
+	const struct kvmfr_range *r = vma->vm_private_data;
+	struct kvmfr_dev *kdev = r->kdev;
+	pgoff_t pgoff = vma->vm_pgoff + ((addr - vma->vm_start) >> PAGE_SHIFT);
+	u64 end = (u64)(r->first + r->npages) << PAGE_SHIFT;
+	u64 off = ((u64)pgoff << PAGE_SHIFT) + offset_in_page(addr);
+	int ret;
+
+	if (pgoff < r->first || off >= end)
+		return -EIO;
+	if (write && !(vma->vm_flags & VM_WRITE))
+		return -EACCES;
+	len = min_t(u64, len, min_t(u64, end - off, vma->vm_end - addr));
+
+	down_read(&kdev->lock);
+	if (kdev->dead)
+		ret = -EIO;
+	else
+		ret = kvmfr_mem_access(&kdev->mem, off, buf, len, write);
+	up_read(&kdev->lock);
+	return ret;
+}
+
 static const struct vm_operations_struct kvmfr_vm_ops = {
 	.fault = kvmfr_vm_fault,
+	.access = kvmfr_vm_access,
 };
 
 /*
@@ -666,6 +697,7 @@ static vm_fault_t kvmfr_page_fault(struct vm_fault *vmf)
 
 static const struct vm_operations_struct kvmfr_pmd_vm_ops = {
 	.fault = kvmfr_page_fault,
+	.access = kvmfr_vm_access,
 };
 
 /*
@@ -723,6 +755,14 @@ static int kvmfr_mmap_range(struct kvmfr_range *r, struct vm_area_struct *vma)
 		vma->vm_ops = &kvmfr_vm_ops;
 	}
 	vma->vm_page_prot = kvmfr_mem_user_prot(&kdev->mem, vma->vm_page_prot);
+	/*
+	 * Where the kernel's own alias of the pages is no use (a BAR in a
+	 * memory-encrypted guest), VM_IO keeps GUP away from them: O_DIRECT,
+	 * process_vm_*, vmsplice and pins fail with EFAULT instead of
+	 * touching ciphertext; /proc/PID/mem uses kvmfr_vm_access.
+	 */
+	if (!kvmfr_mem_direct_map_ok(&kdev->mem))
+		vm_flags_set(vma, VM_IO);
 	vma->vm_private_data = r;
 	return 0;
 }
@@ -737,6 +777,13 @@ static int kvmfr_dmabuf_attach(struct dma_buf *dmabuf,
 	struct kvmfr_buf *buf = dmabuf->priv;
 	int ret = 0;
 
+	/*
+	 * An importer's DMA mapping goes through the pages' kernel alias
+	 * wherever it is bounced (as all DMA of a memory-encrypted guest is):
+	 * refused where that alias is no use.
+	 */
+	if (!kvmfr_mem_direct_map_ok(&buf->range.kdev->mem))
+		return -EOPNOTSUPP;
 	down_read(&buf->range.kdev->lock);
 	if (buf->range.kdev->dead)
 		ret = -ENODEV;

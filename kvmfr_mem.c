@@ -19,7 +19,9 @@
 
 #include <linux/delay.h>
 #include <linux/device.h>
+#include <linux/error-injection.h>
 #include <linux/fs.h>
+#include <linux/highmem.h>
 #include <linux/io.h>
 #include <linux/mm.h>
 #include <linux/mount.h>
@@ -30,6 +32,17 @@
 
 #include "kvmfr_config.h"
 #include "kvmfr_mem.h"
+
+#ifdef KVMFR_HAVE_CC_PLATFORM_HAS
+#include <linux/cc_platform.h>
+#else
+#include <linux/mem_encrypt.h>
+#endif
+
+#ifndef KVMFR_HAVE_KMAP_LOCAL_PAGE
+#define kmap_local_page(page) kmap_atomic(page)
+#define kunmap_local(addr) kunmap_atomic(addr)
+#endif
 
 /* No flags for shmem_file_setup*(): not VM_NORESERVE, account it all. */
 #ifdef KVMFR_HAVE_EMPTY_VMA_FLAGS
@@ -88,6 +101,7 @@ int kvmfr_mem_alloc_ram(struct kvmfr_mem *mem, const char *name,
 	struct page *page;
 
 	mem->bar = false;
+	mem->encrypted_alias = false;
 	mem->npages = 0;
 	mem->nr_huge = 0;
 	mem->pages = kvmalloc_array(npages, sizeof(*mem->pages), GFP_KERNEL);
@@ -124,6 +138,26 @@ int kvmfr_mem_alloc_ram(struct kvmfr_mem *mem, const char *name,
 }
 
 /*
+ * Whether this is a guest whose memory the CPU encrypts (AMD SEV, Intel
+ * TDX). Its kernel maps the BAR's struct pages (the direct map of
+ * memremap_pages) encrypted, while the host shares the BAR in the clear:
+ * whatever reached the memory through that alias (O_DIRECT, process_vm_*,
+ * swiotlb bouncing, vmsplice) would read and write ciphertext. Before
+ * 5.16 (no cc_platform_has) any memory encryption counts. An error
+ * injection point, so that the policy can be tested where there is no
+ * such guest (fail_function, the debug kernel's tests).
+ */
+noinline bool kvmfr_mem_guest_encrypted(void)
+{
+#ifdef KVMFR_HAVE_CC_PLATFORM_HAS
+	return cc_platform_has(CC_ATTR_GUEST_MEM_ENCRYPT);
+#else
+	return mem_encrypt_active();
+#endif
+}
+ALLOW_ERROR_INJECTION(kvmfr_mem_guest_encrypted, TRUE);
+
+/*
  * The BAR at @start of @size bytes, for PCI device @dev: its kernel mapping
  * and its struct pages. Nothing is left behind on failure.
  */
@@ -136,6 +170,7 @@ int kvmfr_mem_map_bar(struct kvmfr_mem *mem, struct device *dev,
 	int ret;
 
 	mem->bar = true;
+	mem->encrypted_alias = kvmfr_mem_guest_encrypted();
 	mem->npages = 0;
 	mem->nr_huge = 0;
 	mem->pages = kvmalloc_array(npages, sizeof(*mem->pages), GFP_KERNEL);
@@ -250,6 +285,48 @@ bool kvmfr_mem_pmd_folios(const struct kvmfr_mem *mem)
 	if (!IS_ENABLED(CONFIG_TRANSPARENT_HUGEPAGE))
 		return false;
 	return !mem->bar || mem->nr_huge;
+}
+
+/*
+ * Whether the kernel may reach the memory through its struct pages (GUP,
+ * DMA mapping): not a BAR of a memory-encrypted guest, see
+ * kvmfr_mem_guest_encrypted(). kvmfr_mem_access() and kvmfr_mem_vmap()
+ * work either way.
+ */
+bool kvmfr_mem_direct_map_ok(const struct kvmfr_mem *mem)
+{
+	return !mem->encrypted_alias;
+}
+
+/*
+ * Copy @len bytes at byte @offset of the memory to (@write) or from @buf,
+ * through mappings that are right in every guest: the BAR's own kernel
+ * mapping (decrypted, being MMIO), or each RAM page's. The caller keeps
+ * the memory from going away meanwhile. Returns @len.
+ */
+int kvmfr_mem_access(struct kvmfr_mem *mem, u64 offset, void *buf, int len,
+		     bool write)
+{
+	int done = 0, n;
+	void *p;
+
+	while (done < len) {
+		n = min_t(u64, len - done, PAGE_SIZE - offset_in_page(offset));
+		if (mem->bar)
+			p = mem->kaddr + offset;
+		else
+			p = kmap_local_page(mem->pages[offset >> PAGE_SHIFT]) +
+			    offset_in_page(offset);
+		if (write)
+			memcpy(p, buf + done, n);
+		else
+			memcpy(buf + done, p, n);
+		if (!mem->bar)
+			kunmap_local(p);
+		done += n;
+		offset += n;
+	}
+	return len;
 }
 
 /* A BAR is shared with the host: never encrypted (SEV). */
