@@ -40,8 +40,16 @@
 #endif
 
 #ifndef KVMFR_HAVE_KMAP_LOCAL_PAGE
-#define kmap_local_page(page) kmap_atomic(page)
-#define kunmap_local(addr) kunmap_atomic(addr)
+/* Before 5.11. Without highmem (64-bit) every page is in the direct map. */
+static inline void *kmap_local_page(struct page *page)
+{
+	BUILD_BUG_ON(IS_ENABLED(CONFIG_HIGHMEM));
+	return page_address(page);
+}
+
+static inline void kunmap_local(const void *addr)
+{
+}
 #endif
 
 /* No flags for shmem_file_setup*(): not VM_NORESERVE, account it all. */
