@@ -46,7 +46,7 @@ static int rebind(struct kvmfr_dev *d, bool encrypted)
 		ret = kt_fail("arming fail_function: %s", kt_errname(errno));
 	if (kt_write_file("/sys/bus/pci/drivers/kvmfr/bind", d->pci_addr))
 		ret = kt_fail("bind %s: %s", d->pci_addr, kt_errname(errno));
-	if (encrypted && kt_write_file(FEI "inject", ""))
+	if (encrypted && kt_write_file(FEI "inject", "!" FEI_FUNC))
 		ret = kt_fail("disarming fail_function: %s", kt_errname(errno));
 	for (i = 0; i < 100 && !kt_resolve(d); i++)
 		kt_sleep_ms(20);
