@@ -631,8 +631,8 @@ static vm_fault_t kvmfr_vm_fault(struct vm_fault *vmf)
 
 /*
  * The kernel's access to a mapping on behalf of another process (ptrace,
- * /proc/PID/mem) where it cannot pin the pages: a BAR of a memory-encrypted
- * guest (VM_IO, see kvmfr_mmap_range), or a removed device.
+ * /proc/PID/mem) where it cannot pin the pages: a BAR whose direct map is
+ * not used (VM_IO, see kvmfr_mmap_range), or a removed device.
  */
 static int kvmfr_vm_access(struct vm_area_struct *vma, unsigned long addr,
 			   void *buf, int len, int write)
@@ -756,10 +756,11 @@ static int kvmfr_mmap_range(struct kvmfr_range *r, struct vm_area_struct *vma)
 	}
 	vma->vm_page_prot = kvmfr_mem_user_prot(&kdev->mem, vma->vm_page_prot);
 	/*
-	 * Where the kernel's own alias of the pages is no use (a BAR in a
-	 * memory-encrypted guest), VM_IO keeps GUP away from them: O_DIRECT,
-	 * process_vm_*, vmsplice and pins fail with EFAULT instead of
-	 * touching ciphertext; /proc/PID/mem uses kvmfr_vm_access.
+	 * Where the kernel's own alias of the pages is not to be used (a BAR
+	 * in a memory-encrypted guest, or bar_direct_map=off), VM_IO keeps
+	 * GUP away from them: O_DIRECT, process_vm_*, vmsplice and pins fail
+	 * with EFAULT instead of touching ciphertext; /proc/PID/mem uses
+	 * kvmfr_vm_access.
 	 */
 	if (!kvmfr_mem_direct_map_ok(&kdev->mem))
 		vm_flags_set(vma, VM_IO);

@@ -19,15 +19,17 @@
 
 #include <linux/delay.h>
 #include <linux/device.h>
-#include <linux/error-injection.h>
 #include <linux/fs.h>
 #include <linux/highmem.h>
 #include <linux/io.h>
 #include <linux/mm.h>
+#include <linux/module.h>
 #include <linux/mount.h>
 #include <linux/pagemap.h>
 #include <linux/shmem_fs.h>
 #include <linux/slab.h>
+#include <linux/string.h>
+#include <linux/sysfs.h>
 #include <linux/vmalloc.h>
 
 #include "kvmfr_config.h"
@@ -109,7 +111,7 @@ int kvmfr_mem_alloc_ram(struct kvmfr_mem *mem, const char *name,
 	struct page *page;
 
 	mem->bar = false;
-	mem->encrypted_alias = false;
+	mem->no_direct_map = false;
 	mem->npages = 0;
 	mem->nr_huge = 0;
 	mem->pages = kvmalloc_array(npages, sizeof(*mem->pages), GFP_KERNEL);
@@ -151,11 +153,9 @@ int kvmfr_mem_alloc_ram(struct kvmfr_mem *mem, const char *name,
  * memremap_pages) encrypted, while the host shares the BAR in the clear:
  * whatever reached the memory through that alias (O_DIRECT, process_vm_*,
  * swiotlb bouncing, vmsplice) would read and write ciphertext. Before
- * 5.16 (no cc_platform_has) any memory encryption counts. An error
- * injection point, so that the policy can be tested where there is no
- * such guest (fail_function, the debug kernel's tests).
+ * 5.16 (no cc_platform_has) any memory encryption counts.
  */
-noinline bool kvmfr_mem_guest_encrypted(void)
+static bool kvmfr_mem_guest_encrypted(void)
 {
 #ifdef KVMFR_HAVE_CC_PLATFORM_HAS
 	return cc_platform_has(CC_ATTR_GUEST_MEM_ENCRYPT);
@@ -163,7 +163,42 @@ noinline bool kvmfr_mem_guest_encrypted(void)
 	return mem_encrypt_active();
 #endif
 }
-ALLOW_ERROR_INJECTION(kvmfr_mem_guest_encrypted, TRUE);
+
+/*
+ * bar_direct_map=auto|off: whether the kernel may reach IVSHMEM memory
+ * through its struct pages' direct map (GUP users such as O_DIRECT,
+ * process_vm_readv, vmsplice and VFIO pins; dma-buf attachments). auto:
+ * yes, except in a memory-encrypted guest; off: never, e.g. where that
+ * alias has another memory type than the user mappings (docs/design.md).
+ * Read when a device is probed.
+ */
+enum { KVMFR_DIRECT_MAP_AUTO, KVMFR_DIRECT_MAP_OFF };
+static const char *const kvmfr_direct_map_names[] = { "auto", "off" };
+static int kvmfr_direct_map = KVMFR_DIRECT_MAP_AUTO;
+
+static int kvmfr_direct_map_set(const char *val, const struct kernel_param *kp)
+{
+	int i = sysfs_match_string(kvmfr_direct_map_names, val);
+
+	if (i < 0)
+		return -EINVAL;
+	WRITE_ONCE(kvmfr_direct_map, i);
+	return 0;
+}
+
+static int kvmfr_direct_map_get(char *buf, const struct kernel_param *kp)
+{
+	return sysfs_emit(buf, "%s\n",
+			  kvmfr_direct_map_names[READ_ONCE(kvmfr_direct_map)]);
+}
+
+static const struct kernel_param_ops kvmfr_direct_map_ops = {
+	.set = kvmfr_direct_map_set,
+	.get = kvmfr_direct_map_get,
+};
+module_param_cb(bar_direct_map, &kvmfr_direct_map_ops, NULL, 0644);
+MODULE_PARM_DESC(bar_direct_map,
+		 "IVSHMEM by struct pages: auto (not if encrypted) or off");
 
 /*
  * The BAR at @start of @size bytes, for PCI device @dev: its kernel mapping
@@ -175,10 +210,12 @@ int kvmfr_mem_map_bar(struct kvmfr_mem *mem, struct device *dev,
 	unsigned long i, npages = size >> PAGE_SHIFT;
 	struct page *first;
 	void *addr;
+	bool off;
 	int ret;
 
 	mem->bar = true;
-	mem->encrypted_alias = kvmfr_mem_guest_encrypted();
+	off = READ_ONCE(kvmfr_direct_map) == KVMFR_DIRECT_MAP_OFF;
+	mem->no_direct_map = off || kvmfr_mem_guest_encrypted();
 	mem->npages = 0;
 	mem->nr_huge = 0;
 	mem->pages = kvmalloc_array(npages, sizeof(*mem->pages), GFP_KERNEL);
@@ -297,13 +334,13 @@ bool kvmfr_mem_pmd_folios(const struct kvmfr_mem *mem)
 
 /*
  * Whether the kernel may reach the memory through its struct pages (GUP,
- * DMA mapping): not a BAR of a memory-encrypted guest, see
- * kvmfr_mem_guest_encrypted(). kvmfr_mem_access() and kvmfr_mem_vmap()
- * work either way.
+ * DMA mapping): not a BAR probed with bar_direct_map=off or in a
+ * memory-encrypted guest. kvmfr_mem_access() and kvmfr_mem_vmap() work
+ * either way.
  */
 bool kvmfr_mem_direct_map_ok(const struct kvmfr_mem *mem)
 {
-	return !mem->encrypted_alias;
+	return !mem->no_direct_map;
 }
 
 /*

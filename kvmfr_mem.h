@@ -18,8 +18,8 @@ struct kvmfr_mem {
 	unsigned long npages;
 	unsigned long nr_huge; /* pages in PMD-sized folios */
 	bool bar; /* a PCI BAR, shared with the host; else RAM */
-	/* a BAR in a memory-encrypted guest: its direct map is no use */
-	bool encrypted_alias;
+	/* a BAR whose direct map is not to be used (bar_direct_map=) */
+	bool no_direct_map;
 
 	/* RAM: the file, of which mem holds one reference per folio */
 	struct file *shm;
@@ -39,7 +39,6 @@ int kvmfr_mem_map_bar(struct kvmfr_mem *mem, struct device *dev,
 void kvmfr_mem_unmap_bar(struct kvmfr_mem *mem, struct device *dev);
 void kvmfr_mem_free(struct kvmfr_mem *mem);
 
-bool kvmfr_mem_guest_encrypted(void);
 bool kvmfr_mem_pmd_folios(const struct kvmfr_mem *mem);
 bool kvmfr_mem_direct_map_ok(const struct kvmfr_mem *mem);
 int kvmfr_mem_access(struct kvmfr_mem *mem, u64 offset, void *buf, int len,

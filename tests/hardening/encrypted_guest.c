@@ -1,23 +1,22 @@
 // SPDX-License-Identifier: GPL-2.0
 /*
  * kvmfr in a memory-encrypted guest (AMD SEV, Intel TDX), which TCG cannot
- * run: the decision is forced instead. kvmfr_mem_guest_encrypted() is an
- * error injection point; with fail_function making it return true, an
- * IVSHMEM device bound meanwhile must keep the kernel off the BAR's
- * encrypted direct-map alias (docs/design.md, "Encrypted guests"):
- * mappings work, GUP-based access (O_DIRECT, process_vm_readv) fails with
- * EFAULT, /proc/self/mem goes through the decrypted kernel mapping with the
- * right bytes, dma-buf attachments fail with EOPNOTSUPP. Static devices are
- * unaffected. Bound again without the injection, the device is back to
- * normal. Needs CONFIG_FAIL_FUNCTION (the debug kernel); skipped elsewhere.
+ * run: there an IVSHMEM device's memory is kept from the kernel's
+ * encrypted direct-map alias of its pages (docs/design.md, "Encrypted
+ * guests"). The same path is taken with bar_direct_map=off, which this
+ * program sets before binding an IVSHMEM device again: mappings work,
+ * GUP-based access (O_DIRECT, process_vm_readv) fails with EFAULT,
+ * /proc/self/mem goes through the decrypted kernel mapping with the right
+ * bytes, dma-buf imports fail with EOPNOTSUPP; static devices are
+ * unaffected; bound again with "auto" the device is back to normal. A
+ * value other than auto/off is refused with EINVAL.
  */
 #include "../guest/kvmfr_test.h"
 #include "../guest/loop_dev.h"
 
 #include <sys/uio.h>
 
-#define FEI		"/sys/kernel/debug/fail_function/"
-#define FEI_FUNC	"kvmfr_mem_guest_encrypted"
+#define PARAM		"/sys/module/kvmfr/parameters/bar_direct_map"
 #define LEN		(4 * kt_page)
 
 struct drm_prime_arg {
@@ -31,23 +30,17 @@ static struct kvmfr_dev *pci_dev, *static_dev;
 static struct kt_loop dio = { -1, -1, -1, "" };
 static char why[256];
 
-/* Unbind and bind @d, with kvmfr_mem_guest_encrypted() forced or not. */
-static int rebind(struct kvmfr_dev *d, bool encrypted)
+/* Unbind and bind @d with bar_direct_map=@mode. */
+static int rebind(struct kvmfr_dev *d, const char *mode)
 {
 	int ret = 0, i;
 
 	if (kt_write_file("/sys/bus/pci/drivers/kvmfr/unbind", d->pci_addr))
 		return kt_fail("unbind %s: %s", d->pci_addr, kt_errname(errno));
-	if (encrypted &&
-	    (kt_write_file(FEI "inject", FEI_FUNC) ||
-	     kt_write_file(FEI "probability", "100") ||
-	     kt_write_file(FEI "times", "-1") ||
-	     kt_write_file(FEI "verbose", "0")))
-		ret = kt_fail("arming fail_function: %s", kt_errname(errno));
+	if (kt_write_file(PARAM, mode))
+		ret = kt_fail("bar_direct_map=%s: %s", mode, kt_errname(errno));
 	if (kt_write_file("/sys/bus/pci/drivers/kvmfr/bind", d->pci_addr))
 		ret = kt_fail("bind %s: %s", d->pci_addr, kt_errname(errno));
-	if (encrypted && kt_write_file(FEI "inject", "!" FEI_FUNC))
-		ret = kt_fail("disarming fail_function: %s", kt_errname(errno));
 	for (i = 0; i < 100 && !kt_resolve(d); i++)
 		kt_sleep_ms(20);
 	if (!d->found)
@@ -118,6 +111,20 @@ static int dio_missing(void)
 }
 
 /* ------------------------------------------------------------- cases */
+
+static int bad_value_refused(void)
+{
+	char buf[16];
+	int r = kt_write_file(PARAM, "sometimes");
+
+	if (r != -EINVAL)
+		return kt_fail("bar_direct_map=sometimes: %s, want EINVAL",
+			       r ? kt_errname(-r) : "accepted");
+	if (kt_read_file(PARAM, buf, sizeof(buf)) || strcmp(buf, "auto"))
+		return kt_fail("bar_direct_map reads '%s' after it, want auto",
+			       buf);
+	return KT_PASS;
+}
 
 static int mapping_works(void)
 {
@@ -214,8 +221,12 @@ static int proc_mem_works(void)
 static int attach_refused(void)
 {
 	struct drm_prime_arg a = { 0 };
-	int fd, db, drm, res = KT_PASS;
+	int fd, db, drm, i, res = KT_PASS;
 
+	if (kt_load_modules("vgem", why, sizeof(why)) > 0)
+		return kt_skip("no vgem to import with: %s", why);
+	for (i = 0; i < 100 && !kt_exists("/dev/dri/renderD128"); i++)
+		kt_sleep_ms(20);
 	drm = open("/dev/dri/renderD128", O_RDWR | O_CLOEXEC);
 	if (drm < 0)
 		return kt_skip("no DRM render node (vgem) to import with: %s",
@@ -259,7 +270,7 @@ static int normal_again(void)
 
 	if (res)
 		return res;
-	res = rebind(pci_dev, false);
+	res = rebind(pci_dev, "auto");
 	if (res)
 		return res;
 	res = dio_write(pci_dev, &err);
@@ -273,13 +284,14 @@ static const struct {
 	const char *name;
 	int (*fn)(void);
 } cases[] = {
+	{ "bar_direct_map=sometimes is refused with EINVAL, auto kept", bad_value_refused },
 	{ "O_DIRECT from a mapping fails with EFAULT", o_direct_refused },
 	{ "process_vm_readv of a mapping fails with EFAULT", process_vm_refused },
 	{ "dma-buf import by vgem fails with EOPNOTSUPP", attach_refused },
 	{ "loads and stores through the mapping reach the device", mapping_works },
 	{ "/proc/self/mem reads and writes the mapping with the right bytes", proc_mem_works },
 	{ "a static device's mapping still does O_DIRECT", static_unaffected },
-	{ "bound again without it: O_DIRECT from the mapping works", normal_again },
+	{ "bound again with bar_direct_map=auto: O_DIRECT from the mapping works", normal_again },
 };
 
 int main(void)
@@ -295,25 +307,24 @@ int main(void)
 		if (!kt_devs[j].pci && kt_devs[j].found && !static_dev)
 			static_dev = &kt_devs[j];
 	}
-	if (!kt_exists(FEI "inject"))
-		snprintf(why, sizeof(why),
-			 "no fail_function (CONFIG_FAIL_FUNCTION) in this kernel");
-	else if (!pci_dev)
+	if (!pci_dev)
 		snprintf(why, sizeof(why), "no IVSHMEM device");
-	else if (rebind(pci_dev, true))
-		snprintf(why, sizeof(why), "rebinding with the injection failed");
-	for (i = 0; i < n; i++) {
-		if (why[0] && i == 0 && pci_dev && kt_exists(FEI "inject"))
-			res = kt_fail("%s", why);
-		else if (why[0])
-			res = kt_skip("%s", why);
+	/* the first case runs before the rebind, with bar_direct_map=auto */
+	kt_report(pci_dev ? cases[0].fn() : kt_skip("%s", why),
+		  "%s", cases[0].name);
+	if (pci_dev && rebind(pci_dev, "off"))
+		snprintf(why, sizeof(why), "rebinding with bar_direct_map=off failed");
+	for (i = 1; i < n; i++) {
+		if (why[0])
+			res = i == 1 && pci_dev ? kt_fail("%s", why) :
+						  kt_skip("%s", why);
 		else
 			res = cases[i].fn();
-		kt_report(res, "memory-encrypted guest (forced): %s%s%s",
-			  cases[i].name, pci_dev ? ", " : "",
-			  pci_dev ? pci_dev->label : "");
+		kt_report(res, "%s: bar_direct_map=off (as in a memory-encrypted guest): %s",
+			  pci_dev ? pci_dev->label : "pci", cases[i].name);
 	}
-	/* whatever failed above, leave the device bound */
+	/* whatever failed above, leave the device bound, with auto */
+	kt_write_file(PARAM, "auto");
 	if (pci_dev && !kt_resolve(pci_dev))
 		kt_write_file("/sys/bus/pci/drivers/kvmfr/bind", pci_dev->pci_addr);
 	kt_loop_teardown(&dio);
