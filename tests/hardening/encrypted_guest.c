@@ -28,7 +28,8 @@ struct drm_prime_arg {
 
 static struct kvmfr_dev *pci_dev, *static_dev;
 static struct kt_loop dio = { -1, -1, -1, "" };
-static char why[256];
+static char why[256];		/* why the cases cannot run at all */
+static char dio_why[256];	/* why there is no loop device */
 
 /* Unbind and bind @d with bar_direct_map=@mode. */
 static int rebind(struct kvmfr_dev *d, const char *mode)
@@ -101,12 +102,12 @@ static int dio_missing(void)
 	static int state = -2;
 
 	if (state == -2)
-		state = kt_loop_setup(&dio, "/tmp/kvmfr-enc-dio", LEN, why,
-				      sizeof(why));
+		state = kt_loop_setup(&dio, "/tmp/kvmfr-enc-dio", LEN, dio_why,
+				      sizeof(dio_why));
 	if (state == 1)
-		return kt_skip("no loop driver: %s", why);
+		return kt_skip("no loop driver: %s", dio_why);
 	if (state == -1)
-		return kt_fail("%s", why);
+		return kt_fail("%s", dio_why);
 	return 0;
 }
 
@@ -222,9 +223,10 @@ static int attach_refused(void)
 {
 	struct drm_prime_arg a = { 0 };
 	int fd, db, drm, i, res = KT_PASS;
+	char no_vgem[200];
 
-	if (kt_load_modules("vgem", why, sizeof(why)) > 0)
-		return kt_skip("no vgem to import with: %s", why);
+	if (kt_load_modules("vgem", no_vgem, sizeof(no_vgem)) > 0)
+		return kt_skip("no vgem to import with: %s", no_vgem);
 	for (i = 0; i < 100 && !kt_exists("/dev/dri/renderD128"); i++)
 		kt_sleep_ms(20);
 	drm = open("/dev/dri/renderD128", O_RDWR | O_CLOEXEC);
