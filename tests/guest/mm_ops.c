@@ -478,6 +478,26 @@ static int dio_missing(void)
 	return 0;
 }
 
+/*
+ * The target filled from @seed, mapped with no page present (the block
+ * layer's pin must fault them), and a buffer of its size in *@buf; NULL
+ * (nothing left open) on failure.
+ */
+static uint8_t *dio_open(struct kvmfr_dev *d, struct target *t, bool dmabuf,
+			 uint64_t seed, uint8_t **buf)
+{
+	uint8_t *p;
+
+	*buf = malloc(DIO_LEN);
+	p = *buf ? target_open_filled(d, t, dmabuf, seed) : NULL;
+	if (!p) {
+		free(*buf);
+		return NULL;
+	}
+	madvise(p, t->len, MADV_DONTNEED);
+	return p;
+}
+
 /* An O_DIRECT write from the mapping puts its bytes on the block device. */
 static int dio_write(struct kvmfr_dev *d, bool dmabuf)
 {
@@ -488,13 +508,9 @@ static int dio_write(struct kvmfr_dev *d, bool dmabuf)
 
 	if (res)
 		return res;
-	buf = malloc(DIO_LEN);
-	p = buf ? target_open_filled(d, &t, dmabuf, seed) : NULL;
-	if (!p) {
-		free(buf);
+	p = dio_open(d, &t, dmabuf, seed, &buf);
+	if (!p)
 		return KT_FAIL;
-	}
-	madvise(p, t.len, MADV_DONTNEED);	/* the pin must fault them */
 	if (pwrite(dio.dio, p, t.len, 0) != (ssize_t)t.len)
 		res = kt_fail("O_DIRECT write: %s", kt_errname(errno));
 	else if (pread(dio.back, buf, t.len, 0) != (ssize_t)t.len)
@@ -518,14 +534,10 @@ static int dio_read(struct kvmfr_dev *d, bool dmabuf)
 
 	if (res)
 		return res;
-	buf = malloc(DIO_LEN);
-	p = buf ? target_open_filled(d, &t, dmabuf, seed) : NULL;
-	if (!p) {
-		free(buf);
+	p = dio_open(d, &t, dmabuf, seed, &buf);
+	if (!p)
 		return KT_FAIL;
-	}
 	kt_fill_at(buf, t.off, t.len, seed2);
-	madvise(p, t.len, MADV_DONTNEED);
 	if (pwrite(dio.back, buf, t.len, 0) != (ssize_t)t.len)
 		res = kt_fail("write of the backing file: %s", kt_errname(errno));
 	else if (pread(dio.dio, p, t.len, 0) != (ssize_t)t.len)

@@ -161,14 +161,8 @@ static bool module_loaded(void)
 static int load_module(const char *params)
 {
 	const char *ko = getenv("KVMFR_KO");
-	int fd, ret;
 
-	fd = open(ko ? ko : "/lib/kvmfr/kvmfr.ko", O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		return -1;
-	ret = syscall(SYS_finit_module, fd, params, 0);
-	close(fd);
-	return ret;
+	return kt_load_module(ko ? ko : "/lib/kvmfr/kvmfr.ko", params);
 }
 
 /* Module load with static devices, failing each allocation in turn. */

@@ -13,16 +13,8 @@
 static int load(const char *params)
 {
 	const char *ko = getenv("KVMFR_KO");
-	int fd, ret, err;
 
-	fd = open(ko ? ko : "/lib/kvmfr/kvmfr.ko", O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		return -1;
-	ret = syscall(SYS_finit_module, fd, params, 0);
-	err = errno;
-	close(fd);
-	errno = err;
-	return ret;
+	return kt_load_module(ko ? ko : "/lib/kvmfr/kvmfr.ko", params);
 }
 
 static int unload(void)
