@@ -664,6 +664,47 @@ static const struct vm_operations_struct kvmfr_vm_ops = {
 	.access = kvmfr_vm_access,
 };
 
+#ifdef KVMFR_HAVE_HUGE_FAULT_PE_SIZE
+/*
+ * Kernels without compound ZONE_DEVICE pages: a BAR's mapping takes the
+ * 2 MiB around a fault as one devmap PMD where the VMA covers it and its
+ * addresses and device pages agree modulo 2 MiB; elsewhere the core falls
+ * back to kvmfr_vm_fault. Removal sets dead under kdev->lock before it
+ * zaps, so a PMD inserted under the read lock is zapped with the rest.
+ */
+static vm_fault_t kvmfr_vm_huge_fault(struct vm_fault *vmf,
+				      enum page_entry_size pe_size)
+{
+	struct vm_area_struct *vma = vmf->vma;
+	const struct kvmfr_range *r = vma->vm_private_data;
+	struct kvmfr_dev *kdev = r->kdev;
+	unsigned long haddr = vmf->address & PMD_MASK;
+	pgoff_t pgoff;
+	vm_fault_t ret;
+
+	if (pe_size != PE_SIZE_PMD || haddr < vma->vm_start ||
+	    haddr + PMD_SIZE > vma->vm_end)
+		return VM_FAULT_FALLBACK;
+	pgoff = vma->vm_pgoff + ((haddr - vma->vm_start) >> PAGE_SHIFT);
+	if (pgoff < r->first || pgoff - r->first + KVMFR_PMD_PAGES > r->npages)
+		return VM_FAULT_FALLBACK;
+
+	down_read(&kdev->lock);
+	if (kdev->dead)
+		ret = VM_FAULT_SIGBUS;
+	else
+		ret = kvmfr_mem_insert_pmd(&kdev->mem, vmf, pgoff);
+	up_read(&kdev->lock);
+	return ret;
+}
+
+static const struct vm_operations_struct kvmfr_devmap_vm_ops = {
+	.fault = kvmfr_vm_fault,
+	.huge_fault = kvmfr_vm_huge_fault,
+	.access = kvmfr_vm_access,
+};
+#endif
+
 /*
  * Faults of a mapping placed so that the core can map whole 2 MiB folios:
  * the page goes back to the core, which maps its folio with one PMD where
@@ -753,6 +794,13 @@ static int kvmfr_mmap_range(struct kvmfr_range *r, struct vm_area_struct *vma)
 	} else {
 		vm_flags_set(vma, VM_MIXEDMAP | VM_DONTEXPAND | VM_DONTDUMP);
 		vma->vm_ops = &kvmfr_vm_ops;
+#ifdef KVMFR_HAVE_HUGE_FAULT_PE_SIZE
+		if (kdev->mem.devmap_pmds) {
+			/* huge faults also where THP is "madvise" */
+			vm_flags_set(vma, VM_HUGEPAGE);
+			vma->vm_ops = &kvmfr_devmap_vm_ops;
+		}
+#endif
 	}
 	vma->vm_page_prot = kvmfr_mem_user_prot(&kdev->mem, vma->vm_page_prot);
 	/*

@@ -35,6 +35,11 @@
 #include "kvmfr_config.h"
 #include "kvmfr_mem.h"
 
+#ifdef KVMFR_HAVE_HUGE_FAULT_PE_SIZE
+#include <linux/huge_mm.h>
+#include <linux/pfn_t.h>
+#endif
+
 #ifdef KVMFR_HAVE_CC_PLATFORM_HAS
 #include <linux/cc_platform.h>
 #else
@@ -114,6 +119,7 @@ int kvmfr_mem_alloc_ram(struct kvmfr_mem *mem, const char *name,
 	mem->no_direct_map = false;
 	mem->npages = 0;
 	mem->nr_huge = 0;
+	mem->devmap_pmds = false;
 	mem->pages = kvmalloc_array(npages, sizeof(*mem->pages), GFP_KERNEL);
 	if (!mem->pages)
 		return -ENOMEM;
@@ -218,6 +224,7 @@ int kvmfr_mem_map_bar(struct kvmfr_mem *mem, struct device *dev,
 	mem->no_direct_map = off || kvmfr_mem_guest_encrypted();
 	mem->npages = 0;
 	mem->nr_huge = 0;
+	mem->devmap_pmds = false;
 	mem->pages = kvmalloc_array(npages, sizeof(*mem->pages), GFP_KERNEL);
 	if (!mem->pages)
 		return -ENOMEM;
@@ -233,14 +240,17 @@ int kvmfr_mem_map_bar(struct kvmfr_mem *mem, struct device *dev,
 	mem->pgmap.range.start = start;
 	mem->pgmap.range.end = start + size - 1;
 	mem->pgmap.nr_range = 1;
-#ifdef KVMFR_HAVE_DEV_PAGEMAP_VMEMMAP_SHIFT
-	/* 2 MiB compound pages, so that user mappings can use PMDs. */
 	if (IS_ENABLED(CONFIG_TRANSPARENT_HUGEPAGE) &&
 	    IS_ALIGNED(start | size, PMD_SIZE)) {
+#if defined(KVMFR_HAVE_DEV_PAGEMAP_VMEMMAP_SHIFT)
+		/* 2 MiB compound pages, so that user mappings can use PMDs. */
 		mem->pgmap.vmemmap_shift = PMD_SHIFT - PAGE_SHIFT;
 		mem->nr_huge = npages;
-	}
+#elif defined(KVMFR_HAVE_HUGE_FAULT_PE_SIZE)
+		/* 4 KiB pages, mapped 2 MiB at a time by kvmfr_mem_insert_pmd */
+		mem->devmap_pmds = IS_ENABLED(CONFIG_ARCH_HAS_PTE_DEVMAP);
 #endif
+	}
 	addr = memremap_pages(&mem->pgmap, dev_to_node(dev));
 	if (IS_ERR(addr)) {
 		ret = PTR_ERR(addr);
@@ -330,6 +340,32 @@ bool kvmfr_mem_pmd_folios(const struct kvmfr_mem *mem)
 	if (!IS_ENABLED(CONFIG_TRANSPARENT_HUGEPAGE))
 		return false;
 	return !mem->bar || mem->nr_huge;
+}
+
+/*
+ * Map the 2 MiB of a BAR at device page @pgoff (2 MiB aligned) at the PMD
+ * of @vmf, where the kernel has no compound ZONE_DEVICE pages: a devmap
+ * PMD, as device-dax makes there. It holds no page reference (the VMA is
+ * VM_MIXEDMAP, so zap and fork treat it as special); GUP still pins the
+ * 4 KiB pages under it, through their dev_pagemap. Its memory type comes
+ * from the BAR's PAT reservation (memremap_pages), whose effective type is
+ * the 4 KiB mappings' too. The caller keeps removal out (kdev->lock).
+ */
+vm_fault_t kvmfr_mem_insert_pmd(struct kvmfr_mem *mem, struct vm_fault *vmf,
+				pgoff_t pgoff)
+{
+#ifdef KVMFR_HAVE_HUGE_FAULT_PE_SIZE
+	unsigned long pfn;
+
+	if (!mem->devmap_pmds || !IS_ALIGNED(pgoff, KVMFR_PMD_PAGES) ||
+	    pgoff + KVMFR_PMD_PAGES > mem->npages)
+		return VM_FAULT_FALLBACK;
+	pfn = page_to_pfn(mem->pages[pgoff]);
+	return vmf_insert_pfn_pmd(vmf, __pfn_to_pfn_t(pfn, PFN_DEV | PFN_MAP),
+				  vmf->flags & FAULT_FLAG_WRITE);
+#else
+	return VM_FAULT_FALLBACK;
+#endif
 }
 
 /*

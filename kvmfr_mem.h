@@ -17,6 +17,8 @@ struct kvmfr_mem {
 	struct page **pages; /* npages pages, in device order */
 	unsigned long npages;
 	unsigned long nr_huge; /* pages in PMD-sized folios */
+	/* a BAR without compound pages whose 2 MiB blocks get devmap PMDs */
+	bool devmap_pmds;
 	bool bar; /* a PCI BAR, shared with the host; else RAM */
 	/* a BAR whose direct map is not to be used (bar_direct_map=) */
 	bool no_direct_map;
@@ -40,6 +42,8 @@ void kvmfr_mem_unmap_bar(struct kvmfr_mem *mem, struct device *dev);
 void kvmfr_mem_free(struct kvmfr_mem *mem);
 
 bool kvmfr_mem_pmd_folios(const struct kvmfr_mem *mem);
+vm_fault_t kvmfr_mem_insert_pmd(struct kvmfr_mem *mem, struct vm_fault *vmf,
+				pgoff_t pgoff);
 bool kvmfr_mem_direct_map_ok(const struct kvmfr_mem *mem);
 int kvmfr_mem_access(struct kvmfr_mem *mem, u64 offset, void *buf, int len,
 		     bool write);
