@@ -31,8 +31,6 @@
 #include "kvmfr_test.h"
 #include "mapping_stats.h"
 
-#include <sys/utsname.h>
-
 #define BIG_MB		64
 #define ODD_MB		3
 #define PT_LIMIT	8192	/* VmPTE growth allowed for one mapping */
@@ -593,56 +591,6 @@ static int segments(struct kvmfr_dev *d)
 
 /* -------------------------------------------------------------- main */
 
-/* BAR2 of an IVSHMEM device: NULL if 2 MiB aligned, else why not. */
-/*
- * PMD mappings of device memory need compound ZONE_DEVICE pages
- * (dev_pagemap.vmemmap_shift, Linux 5.17): before that kvmfr maps a BAR
- * with 4 KiB pages, 2 MiB windows at a time (docs/design.md).
- */
-static const char *no_compound_device_pages(char *buf, size_t len)
-{
-	struct utsname u;
-	int major = 0, minor = 0;
-
-	if (uname(&u) || sscanf(u.release, "%d.%d", &major, &minor) != 2)
-		return NULL;
-	if (major > 5 || (major == 5 && minor >= 17))
-		return NULL;
-	snprintf(buf, len,
-		 "Linux %s has no compound ZONE_DEVICE pages (5.17+): the BAR is mapped with 4 KiB pages",
-		 u.release);
-	return buf;
-}
-
-static const char *bar_unaligned(const struct kvmfr_dev *d, char *buf,
-				 size_t len)
-{
-	unsigned long long start = 0, end, flags;
-	char path[128], line[160];
-	FILE *f;
-	int i;
-
-	snprintf(path, sizeof(path), "/sys/bus/pci/devices/%s/resource",
-		 d->pci_addr);
-	f = fopen(path, "r");
-	for (i = 0; f && i < 3 && fgets(line, sizeof(line), f); i++)
-		if (i == 2 && sscanf(line, "%llx %llx %llx", &start, &end,
-				     &flags) != 3)
-			start = 0;
-	if (f)
-		fclose(f);
-	if (!start) {
-		snprintf(buf, len, "BAR2 address unknown (%s)", path);
-		return buf;
-	}
-	kt_diag("%s: BAR2 at %#llx", d->label, start);
-	if (start & (MS_2M - 1)) {
-		snprintf(buf, len, "BAR2 at %#llx is not 2 MiB aligned", start);
-		return buf;
-	}
-	return NULL;
-}
-
 int main(void)
 {
 	char why[160];
@@ -699,12 +647,7 @@ int main(void)
 		if (!kt_resolve(d)) {
 			skip = "device not found";
 		} else {
-			skip = bar_unaligned(d, why, sizeof(why));
-			if (!skip)
-				skip = no_compound_device_pages(why,
-								sizeof(why));
-			if (!skip && d->size < MS_2M)
-				skip = "smaller than 2 MiB";
+			skip = ms_no_pmds(d, why, sizeof(why));
 		}
 		whole_device(d, false, skip);
 		if (skip)

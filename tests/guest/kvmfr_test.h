@@ -911,6 +911,35 @@ static inline void kt_sleep_ms(unsigned int ms)
 	nanosleep(&ts, NULL);
 }
 
+/*
+ * Writes a sysfs file from a child so that a write blocking in the kernel
+ * (a driver waiting for its users) is seen as a failure, not a hang.
+ * Returns 0, -errno of the write, or -ETIMEDOUT with *pending set (the
+ * child still blocked in the write).
+ */
+static inline int kt_write_file_bounded(const char *path, const char *val,
+					int timeout_s, pid_t *pending)
+{
+	int status, i;
+	pid_t pid, r;
+
+	*pending = -1;
+	fflush(stdout);
+	pid = fork();
+	if (pid == 0)
+		_exit(-kt_write_file(path, val));
+	if (pid < 0)
+		return -errno;
+	for (i = 0; i < timeout_s * 50; i++) {
+		r = waitpid(pid, &status, WNOHANG);
+		if (r == pid)
+			return WIFEXITED(status) ? -WEXITSTATUS(status) : -EINTR;
+		kt_sleep_ms(20);
+	}
+	*pending = pid;
+	return -ETIMEDOUT;
+}
+
 /* ------------------------------------------------------------ importer */
 
 /*

@@ -30,6 +30,8 @@
  *   deposits a PTE table with every anonymous huge PMD (for a later
  *   split), so VmPTE grows as with 4 KiB pages there; file, shmem and
  *   device PMDs get no deposit.
+ * - ms_no_pmds(): why a device's user mappings cannot be PMD-mapped here,
+ *   or NULL where they must be.
  * - A minimal io_uring (raw syscalls) for long-term pins of fixed buffers.
  */
 #ifndef KVMFR_MAPPING_STATS_H
@@ -360,6 +362,48 @@ static inline int ms_ring_rw_fixed(struct ms_ring *r, int opcode, int fd,
 	ret = r->cqes[head & *r->cq_mask].res;
 	__atomic_store_n(r->cq_head, head + 1, __ATOMIC_RELEASE);
 	return ret;
+}
+
+/* ------------------------------------------------- where PMDs are due */
+
+/*
+ * NULL if every 2 MiB of an aligned mapping of @d must be PMD-mapped, else
+ * why not (into @buf): static memory always is, an IVSHMEM BAR where its
+ * address is 2 MiB aligned (compound ZONE_DEVICE pages from Linux 5.17,
+ * devmap PMDs before: docs/design.md).
+ */
+static inline const char *ms_no_pmds(const struct kvmfr_dev *d, char *buf,
+				     size_t len)
+{
+	unsigned long long start = 0, end, flags;
+	char path[128], line[160];
+	FILE *f;
+	int i;
+
+	if (d->size < MS_2M) {
+		snprintf(buf, len, "smaller than 2 MiB");
+		return buf;
+	}
+	if (!d->pci)
+		return NULL;
+	snprintf(path, sizeof(path), "/sys/bus/pci/devices/%s/resource",
+		 d->pci_addr);
+	f = fopen(path, "r");
+	for (i = 0; f && i < 3 && fgets(line, sizeof(line), f); i++)
+		if (i == 2 && sscanf(line, "%llx %llx %llx", &start, &end,
+				     &flags) != 3)
+			start = 0;
+	if (f)
+		fclose(f);
+	if (!start) {
+		snprintf(buf, len, "BAR2 address unknown (%s)", path);
+		return buf;
+	}
+	if (start & (MS_2M - 1)) {
+		snprintf(buf, len, "BAR2 at %#llx is not 2 MiB aligned", start);
+		return buf;
+	}
+	return NULL;
 }
 
 #endif /* KVMFR_MAPPING_STATS_H */

@@ -158,34 +158,6 @@ static void start_toucher(struct users *u)
 	u->toucher_pipe = p[0];
 }
 
-/*
- * Writes a sysfs file from a child so that a write blocking in the kernel
- * (a driver waiting for its users) is seen as a failure, not a hang.
- * Returns 0, -errno of the write, or -ETIMEDOUT with *pending set.
- */
-static int bounded_write(const char *path, const char *val, int timeout_s,
-			 pid_t *pending)
-{
-	int status, i;
-	pid_t pid, r;
-
-	*pending = -1;
-	fflush(stdout);
-	pid = fork();
-	if (pid == 0)
-		_exit(-kt_write_file(path, val));
-	if (pid < 0)
-		return -errno;
-	for (i = 0; i < timeout_s * 50; i++) {
-		r = waitpid(pid, &status, WNOHANG);
-		if (r == pid)
-			return WIFEXITED(status) ? -WEXITSTATUS(status) : -EINTR;
-		kt_sleep_ms(20);
-	}
-	*pending = pid;
-	return -ETIMEDOUT;
-}
-
 static int detach(struct kvmfr_dev *d, enum mode m, pid_t *pending)
 {
 	char path[160];
@@ -193,9 +165,9 @@ static int detach(struct kvmfr_dev *d, enum mode m, pid_t *pending)
 	if (m == REMOVE) {
 		snprintf(path, sizeof(path), "/sys/bus/pci/devices/%s/remove",
 			 d->pci_addr);
-		return bounded_write(path, "1", DETACH_TIMEOUT, pending);
+		return kt_write_file_bounded(path, "1", DETACH_TIMEOUT, pending);
 	}
-	return bounded_write("/sys/bus/pci/drivers/kvmfr/unbind", d->pci_addr,
+	return kt_write_file_bounded("/sys/bus/pci/drivers/kvmfr/unbind", d->pci_addr,
 			     DETACH_TIMEOUT, pending);
 }
 
@@ -209,10 +181,10 @@ static int attach(struct kvmfr_dev *d, enum mode m)
 
 	snprintf(path, sizeof(path), "/sys/bus/pci/devices/%s", d->pci_addr);
 	if (m == REMOVE || !kt_exists(path))
-		r = bounded_write("/sys/bus/pci/rescan", "1", ATTACH_TIMEOUT,
+		r = kt_write_file_bounded("/sys/bus/pci/rescan", "1", ATTACH_TIMEOUT,
 				  &pending);
 	else
-		r = bounded_write("/sys/bus/pci/drivers/kvmfr/bind", d->pci_addr,
+		r = kt_write_file_bounded("/sys/bus/pci/drivers/kvmfr/bind", d->pci_addr,
 				  ATTACH_TIMEOUT, &pending);
 	if (r) {
 		kt_diag("%s: %s", back_name(m), kt_errname(-r));
