@@ -650,7 +650,7 @@ static void ratio_target(const char *subject, const char *what,
 			 const char *b)
 {
 	target(subject, what, true, met ? KT_PASS : KT_FAIL,
-	       "%.2f (IQR %.2f-%.2f, %d pairs; medians: %s %.2f ms, %s %.2f ms)",
+	       "%.3f (IQR %.2f-%.2f, %d pairs; medians: %s %.2f ms, %s %.2f ms)",
 	       s->med, s->q1, s->q3, s->n, a, s->a_ms, b, s->b_ms);
 }
 
@@ -836,31 +836,79 @@ static void skip_ratio_targets(const char *subject, const char *what,
 	target(subject, w, true, KT_SKIP, "%s", why);
 }
 
-struct fork_ctx {
-	void *p, *other;	/* the mapping forked with, the one left out */
+static int step_errno;	/* why the last step failed */
+
+/* A fresh mapping of @fd: kvmfr's mmap(NULL), or the baseline's place. */
+static uint8_t *map_side(int fd, size_t len, bool baseline, void **res,
+			 size_t *rlen, int flags)
+{
+	uint8_t *at = NULL, *p;
+
+	*res = NULL;
+	if (baseline) {
+		at = misaligned_slot(len, res, rlen);
+		if (!at) {
+			step_errno = errno;
+			return MAP_FAILED;
+		}
+		flags |= MAP_FIXED;
+	}
+	p = mmap(at, len, PROT_READ | PROT_WRITE, MAP_SHARED | flags, fd, 0);
+	if (p == MAP_FAILED) {
+		step_errno = errno;
+		if (*res)
+			munmap(*res, *rlen);
+	}
+	return p;
+}
+
+static void unmap_side(uint8_t *p, size_t len, void *res, size_t rlen)
+{
+	munmap(res ? res : p, res ? rlen : len);
+}
+
+struct side_ctx {
+	int fd;
 	size_t len;
+	bool baseline;
 };
 
-/* fork() + _exit + waitpid with @p live and the other mapping left out. */
+/*
+ * fork() + _exit + waitpid with a touched mapping live: each sample maps
+ * its side afresh and touches every 4 KiB page (not timed), so that only
+ * the measured mapping is in the child (the bench's own buffers are
+ * MADV_DONTFORK meanwhile), and unmaps it afterwards.
+ */
 static uint64_t fork_step(void *ctx, unsigned int k)
 {
-	const struct fork_ctx *c = ctx;
-	uint64_t t0;
+	const struct side_ctx *c = ctx;
+	volatile uint8_t *v;
+	size_t rlen = 0, i;
+	void *res;
+	uint8_t *p;
+	uint64_t t0, t = 0;
 	pid_t pid;
 	int st;
 
 	(void)k;
-	if (madvise(c->other, c->len, MADV_DONTFORK) ||
-	    madvise(c->p, c->len, MADV_DOFORK))
+	p = map_side(c->fd, c->len, c->baseline, &res, &rlen, 0);
+	if (p == MAP_FAILED)
 		return 0;
+	v = p;
+	for (i = 0; i < c->len; i += 4096)
+		v[i] = (uint8_t)i;
 	t0 = ms_now_ns();
 	pid = fork();
 	if (!pid)
 		_exit(0);
-	if (pid < 0)
-		return 0;
-	waitpid(pid, &st, 0);
-	return since(t0);
+	if (pid < 0) {
+		step_errno = errno;
+	} else {
+		waitpid(pid, &st, 0);
+		t = since(t0);
+	}
+	unmap_side(p, c->len, res, rlen);
+	return t;
 }
 
 /* MADV_DONTFORK (or back) for the bench's own big buffers. */
@@ -872,22 +920,22 @@ static void own_buffers_fork(int advice)
 
 /*
  * fork() with a touched 64 MiB IVSHMEM mapping live: kvmfr's mmap(NULL)
- * mapping against the same device in the reference's shape, both mapped
- * and touched once, each forked with the other (and the bench's buffers)
- * MADV_DONTFORK: kvmfr's time over the baseline's.
+ * mapping against the same device in the reference's shape: kvmfr's time
+ * over the baseline's. The shapes are checked on the first mapping of
+ * each side.
  */
 static void fork_target(void)
 {
 	const char *what = FORK_TARGET VS_BASELINE;
 	struct kvmfr_dev *d = pci_for(TARGET_LEN);
-	struct fork_ctx mine, base;
+	struct side_ctx mine, base;
 	struct shape sa, sb;
 	struct ms_touch t;
 	struct spread sp;
 	char subject[96];
-	void *res = NULL;
-	uint8_t *a = MAP_FAILED, *b = MAP_FAILED, *at;
-	size_t len = TARGET_LEN, rlen = 0;
+	size_t len = TARGET_LEN, rlen;
+	uint8_t *a, *b;
+	void *res;
 	int fd;
 
 	if (!d) {
@@ -898,40 +946,45 @@ static void fork_target(void)
 	snprintf(subject, sizeof(subject), "kvmfr IVSHMEM, device mmap (%s)",
 		 d->name);
 	fd = open(d->node, O_RDWR | O_CLOEXEC);
-	at = misaligned_slot(len, &res, &rlen);
-	if (fd >= 0)
-		a = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
-	if (fd >= 0 && at)
-		b = mmap(at, len, PROT_READ | PROT_WRITE,
-			 MAP_SHARED | MAP_FIXED, fd, 0);
-	if (a == MAP_FAILED || b == MAP_FAILED) {
-		skip_ratio_targets(subject, FORK_TARGET, "open or mmap failed");
-		goto out;
+	if (fd < 0) {
+		skip_ratio_targets(subject, FORK_TARGET, kt_errname(errno));
+		return;
+	}
+	a = map_side(fd, len, false, &res, &rlen, 0);
+	if (a == MAP_FAILED) {
+		skip_ratio_targets(subject, FORK_TARGET,
+				   kt_errname(step_errno));
+		close(fd);
+		return;
 	}
 	first_touch(a, len, true, &t);
 	shape_of(&sa, (uintptr_t)a % MS_2M ? "mmap(NULL), not 2 MiB aligned" :
 					       "mmap(NULL), 2 MiB aligned",
 		 &t, a, len);
+	unmap_side(a, len, res, rlen);
+	b = map_side(fd, len, true, &res, &rlen, 0);
+	if (b == MAP_FAILED) {
+		skip_ratio_targets(subject, FORK_TARGET,
+				   kt_errname(step_errno));
+		close(fd);
+		return;
+	}
 	first_touch(b, len, true, &t);
 	shape_of(&sb, "MAP_FIXED at 2 MiB + 4 KiB", &t, b, len);
+	unmap_side(b, len, res, rlen);
 	shape_targets(subject, FORK_TARGET, &sa, &sb, len);
 
-	mine = (struct fork_ctx){ a, b, len };
-	base = (struct fork_ctx){ b, a, len };
+	mine = (struct side_ctx){ fd, len, false };
+	base = (struct side_ctx){ fd, len, true };
 	own_buffers_fork(MADV_DONTFORK);
 	if (paired(fork_step, &mine, fork_step, &base, &sp))
 		ratio_target(subject, what, &sp, sp.med <= 1.0, "kvmfr",
 			     "baseline");
 	else
-		target(subject, what, true, KT_FAIL, "fork or madvise failed");
+		target(subject, what, true, KT_FAIL, "mmap or fork failed: %s",
+		       kt_errname(step_errno));
 	own_buffers_fork(MADV_DOFORK);
-out:
-	if (a != MAP_FAILED)
-		munmap(a, len);
-	if (res)
-		munmap(res, rlen);
-	if (fd >= 0)
-		close(fd);
+	close(fd);
 }
 
 static volatile uint64_t read_sink;
@@ -948,12 +1001,6 @@ static void read_all(const uint8_t *p, size_t len)
 	read_sink = sum;
 }
 
-struct read_ctx {
-	int fd;
-	size_t len;
-	bool baseline;
-};
-
 /*
  * mmap + the first full read of a fresh mapping, timed together: kvmfr's
  * mmap(NULL), or the baseline's MAP_FIXED | MAP_POPULATE into a reserved
@@ -962,29 +1009,37 @@ struct read_ctx {
  */
 static uint64_t read_step(void *ctx, unsigned int k)
 {
-	const struct read_ctx *c = ctx;
+	const struct side_ctx *c = ctx;
 	size_t rlen = 0;
-	uint8_t *at = NULL, *p;
-	void *res = NULL;
 	uint64_t t0, t;
+	void *res;
+	uint8_t *p;
 
 	(void)k;
 	if (c->baseline) {
-		at = misaligned_slot(c->len, &res, &rlen);
-		if (!at)
+		/* the reservation first: not timed */
+		res = NULL;
+		p = misaligned_slot(c->len, &res, &rlen);
+		if (!p) {
+			step_errno = errno;
 			return 0;
+		}
+		t0 = ms_now_ns();
+		p = mmap(p, c->len, PROT_READ | PROT_WRITE,
+			 MAP_SHARED | MAP_FIXED | MAP_POPULATE, c->fd, 0);
+	} else {
+		t0 = ms_now_ns();
+		p = map_side(c->fd, c->len, false, &res, &rlen, 0);
 	}
-	t0 = ms_now_ns();
-	p = mmap(at, c->len, PROT_READ | PROT_WRITE,
-		 MAP_SHARED | (at ? MAP_FIXED | MAP_POPULATE : 0), c->fd, 0);
 	if (p == MAP_FAILED) {
+		step_errno = errno;
 		if (res)
 			munmap(res, rlen);
 		return 0;
 	}
 	read_all(p, c->len);
 	t = since(t0);
-	munmap(res ? res : p, res ? rlen : c->len);
+	unmap_side(p, c->len, res, rlen);
 	return t;
 }
 
@@ -1047,7 +1102,7 @@ static void read_target(void)
 {
 	const char *what = READ_TARGET VS_BASELINE;
 	struct kvmfr_dev *d = static_for(TARGET_LEN);
-	struct read_ctx mine, base;
+	struct side_ctx mine, base;
 	struct shape sa, sb;
 	struct ms_touch t;
 	struct spread sp;
@@ -1089,13 +1144,14 @@ static void read_target(void)
 		kt_diag("note: the read after MAP_POPULATE took %ld faults",
 			read_faults);
 
-	mine = (struct read_ctx){ fd, len, false };
-	base = (struct read_ctx){ fd, len, true };
+	mine = (struct side_ctx){ fd, len, false };
+	base = (struct side_ctx){ fd, len, true };
 	if (paired(read_step, &mine, read_step, &base, &sp))
 		ratio_target(subject, what, &sp, sp.med <= 1.0, "kvmfr",
 			     "baseline");
 	else
-		target(subject, what, true, KT_FAIL, "mmap failed");
+		target(subject, what, true, KT_FAIL, "mmap failed: %s",
+		       kt_errname(step_errno));
 	close(fd);
 }
 
