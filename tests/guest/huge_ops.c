@@ -124,7 +124,7 @@ static void settle_after_fork(void)
 	for (i = 0; i < sizeof(warm); i += 512)
 		warm[i] = 0;
 	(void)ms_now_ns();
-	(void)ms_minflt();
+	(void)ms_faults();
 	(void)ms_vmpte();
 }
 
@@ -198,10 +198,10 @@ static int fork_parent_keeps_pmds(struct kvmfr_dev *d)
 		goto out;
 	settle_after_fork();
 	pt0 = ms_vmpte();
-	f0 = ms_minflt();
+	f0 = ms_faults();
 	if (!kt_check_at(h.p, 0, h.len, seed2, "parent, after the child wrote"))
 		goto out;
-	faults = ms_minflt() - f0;
+	faults = ms_faults() - f0;
 	if (faults || ms_vmpte() != pt0) {
 		kt_diag("parent's re-read after fork: %ld faults, VmPTE %+lld bytes; want 0 and 0",
 			faults, ms_vmpte() - pt0);

@@ -12,7 +12,7 @@
  *  - an ordinary mmap(NULL, ...) of 2 MiB or more gets a 2 MiB-aligned
  *    address (the module's get_unmapped_area);
  *  - first touch of the whole mapping (one write per 4 KiB page) takes at
- *    most one minor fault per 2 MiB;
+ *    most one fault per 2 MiB (minor or major);
  *  - after it, every 2 MiB of the mapping is PMD-mapped: for static memory
  *    per smaps (the *PmdMapped fields cover the whole mapping, Rss minus
  *    them, the 4 KiB-mapped part, is 0); for IVSHMEM, whose device pages
@@ -173,7 +173,7 @@ static int check_faults(const struct measure *m)
 	if (!m->done)
 		return kt_fail("not mapped");
 	if (m->t.faults > limit)
-		return kt_fail("%ld minor faults to touch %zu MiB, want <= %ld",
+		return kt_fail("%ld faults to touch %zu MiB, want <= %ld",
 			       m->t.faults, m->len >> 20, limit);
 	return KT_PASS;
 }

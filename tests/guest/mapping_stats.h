@@ -15,9 +15,9 @@
  *   count below is the authority.
  * - ms_vmpte(): VmPTE of /proc/self/status, in bytes (page-table pages:
  *   PTE tables, and PMD tables too on the kernels of the matrix).
- * - ms_touch(): first touch, one write per 4 KiB page, measured: minor
- *   faults (getrusage), time, and page-table bytes added for the range
- *   alone. For the latter the PMD (and PUD) tables of the range are made
+ * - ms_touch(): first touch, one write per 4 KiB page, measured: faults,
+ *   minor and major (getrusage), time, and page-table bytes added for the
+ *   range alone. For the latter the PMD (and PUD) tables of the range are made
  *   to exist before the touch, by touching an anonymous page placed in a
  *   free 2 MiB slot of each 1 GiB region the range reaches into: then
  *   every 4 KiB page-table page the touch adds is a PTE table, and each
@@ -134,12 +134,17 @@ static inline long long ms_vmpte(void)
 	return ms_status_kb("VmPTE");
 }
 
-static inline long ms_minflt(void)
+/*
+ * Page faults so far, minor and major: a fault that gives up the mmap lock
+ * (VM_FAULT_RETRY, e.g. 5.10 balancing dirty pages on the first write to a
+ * shared folio) is not counted, its retry is, as a major one.
+ */
+static inline long ms_faults(void)
 {
 	struct rusage ru;
 
 	getrusage(RUSAGE_SELF, &ru);
-	return ru.ru_minflt;
+	return ru.ru_minflt + ru.ru_majflt;
 }
 
 static inline uint64_t ms_now_ns(void)
@@ -152,7 +157,7 @@ static inline uint64_t ms_now_ns(void)
 
 /* What one first touch of a range cost. */
 struct ms_touch {
-	long faults;		/* minor faults (getrusage) */
+	long faults;		/* minor and major faults (getrusage) */
 	uint64_t ns;		/* time of the touch loop */
 	long long pt_bytes;	/* page-table bytes added (VmPTE) */
 	long pte_slots;		/* 2 MiB slots mapped by a PTE table (exact if guarded) */
@@ -216,7 +221,7 @@ static inline void ms_first_touch(volatile uint8_t *p, size_t len, bool write,
 		     ((hi - 1) >> 30) - (lo >> 30) <= 1;
 
 	pt0 = ms_vmpte();
-	f0 = ms_minflt();
+	f0 = ms_faults();
 	t0 = ms_now_ns();
 	if (write)
 		for (i = 0; i < len; i += 4096)
@@ -225,7 +230,7 @@ static inline void ms_first_touch(volatile uint8_t *p, size_t len, bool write,
 		for (i = 0; i < len; i += 4096)
 			(void)p[i];
 	t->ns = ms_now_ns() - t0;
-	t->faults = ms_minflt() - f0;
+	t->faults = ms_faults() - f0;
 	pt1 = ms_vmpte();
 	t->pt_bytes = pt1 - pt0;
 	t->pte_slots = t->pt_bytes / 4096;
