@@ -743,8 +743,9 @@ static const struct vm_operations_struct kvmfr_pmd_vm_ops = {
 
 /*
  * Whether @vma can map whole folios with PMDs: its addresses and file
- * offsets (device pages) agree modulo 2 MiB and the memory comes in 2 MiB
- * folios. Otherwise faults insert 2 MiB windows of PTEs themselves.
+ * offsets (device pages) agree modulo 2 MiB and the memory has 2 MiB
+ * folios (kvmfr_mem_pmd_folios). Otherwise faults insert 2 MiB windows of
+ * PTEs themselves.
  */
 static bool kvmfr_vma_can_pmd(struct kvmfr_dev *kdev,
 			      struct vm_area_struct *vma)

@@ -331,15 +331,17 @@ void kvmfr_mem_free(struct kvmfr_mem *mem)
 }
 
 /*
- * Whether the memory comes in folios the core can map with PMDs: RAM
- * always may (each folio decides: the core maps small ones with PTEs), a
- * BAR only when its struct pages are 2 MiB compound pages.
+ * Whether the memory comes in folios the core can map with PMDs: RAM with
+ * at least one 2 MiB folio (each folio then decides: the core maps a
+ * small one a page per fault), a BAR only when its struct pages are 2 MiB
+ * compound pages. RAM without any (shmem THP denied, or a load on a
+ * fragmented machine) is better off with 2 MiB windows of PTEs per fault.
  */
 bool kvmfr_mem_pmd_folios(const struct kvmfr_mem *mem)
 {
 	if (!IS_ENABLED(CONFIG_TRANSPARENT_HUGEPAGE))
 		return false;
-	return !mem->bar || mem->nr_huge;
+	return mem->nr_huge != 0;
 }
 
 /*

@@ -27,6 +27,12 @@
  * 64 MiB mapping works and sees what is written through the mapping; an
  * importer that takes 2 MiB DMA segments (tests/edu, KVMFR_EDU_SET_MAX_SEG)
  * gets at most one segment per 2 MiB.
+ * Static memory short of 2 MiB folios: loaded while shmem THP is "deny"
+ * (none to be had, as on a machine too fragmented for any) and, on the
+ * debug kernel, while fail_page_alloc fails every second 2 MiB allocation
+ * (some): the load's log line says how many MiB are huge, smaps shows
+ * exactly those PMD-mapped and the rest 4 KiB-mapped, every byte goes
+ * both ways; with none, faults still map 2 MiB of PTEs each.
  */
 #include "kvmfr_test.h"
 #include "mapping_stats.h"
@@ -370,7 +376,7 @@ out:
  * the whole device), read through a dma-buf mapping of the whole device,
  * then the other way round.
  */
-static int odd_device_bytes(struct kvmfr_dev *d)
+static int whole_device_bytes(struct kvmfr_dev *d)
 {
 	uint64_t seed = kt_seed(), seed2 = kt_seed();
 	uint8_t *a = NULL, *b = NULL;
@@ -426,6 +432,253 @@ static int unaligned_pgoff_bytes(struct kvmfr_dev *d)
 static int odd_dmabuf_bytes(struct kvmfr_dev *d)
 {
 	return dmabuf_bytes(d, 0, MS_2M + 4096, 0);
+}
+
+/* ------------------------------------- static memory short of 2 MiB folios */
+
+#define SHMEM_ENABLED	"/sys/kernel/mm/transparent_hugepage/shmem_enabled"
+#define FAIL_PAGE_ALLOC	"/sys/kernel/debug/fail_page_alloc/"
+#define SHORT_MB	16
+
+/* A static device loaded while 2 MiB folios were scarce or denied. */
+struct short_load {
+	struct kvmfr_dev d;
+	bool none;		/* no 2 MiB folio is to be had at all */
+	int kmsg;		/* /dev/kmsg, from just before the load */
+	char skip[160];		/* why the load could not be made */
+};
+
+static void short_init(struct short_load *l, bool none)
+{
+	memset(l, 0, sizeof(*l));
+	l->none = none;
+	l->kmsg = -1;
+	l->d.index = 0;
+	l->d.expect_size = (uint64_t)SHORT_MB << 20;
+	snprintf(l->d.label, sizeof(l->d.label), "static %d MiB, %s", SHORT_MB,
+		 none ? "shmem THP denied" : "fragmented load");
+}
+
+/* shmem_enabled's mode (its bracketed word), or "" without shmem THP. */
+static void shmem_mode(char *mode, size_t len)
+{
+	char buf[128], *a, *b;
+
+	mode[0] = '\0';
+	if (kt_read_file(SHMEM_ENABLED, buf, sizeof(buf)))
+		return;
+	a = strchr(buf, '[');
+	b = a ? strchr(a, ']') : NULL;
+	if (b && (size_t)(b - a) < len) {
+		*b = '\0';
+		kt_strcpy(mode, a + 1, len);
+	}
+}
+
+/* Reload with one SHORT_MB device while shmem THP is "deny", then undo. */
+static int load_denied(struct short_load *l)
+{
+	char mode[32], params[64];
+	int ret, err;
+
+	shmem_mode(mode, sizeof(mode));
+	if (!mode[0]) {
+		snprintf(l->skip, sizeof(l->skip),
+			 "no shmem THP in this kernel (%s)", SHMEM_ENABLED);
+		return kt_skip("%s", l->skip);
+	}
+	err = kt_write_file(SHMEM_ENABLED, "deny");
+	if (err)
+		return kt_fail("writing deny to %s: %s", SHMEM_ENABLED,
+			       kt_errname(-err));
+	l->kmsg = kt_kmsg_open();
+	snprintf(params, sizeof(params), "static_size_mb=%d", SHORT_MB);
+	ret = reload(params);
+	err = kt_write_file(SHMEM_ENABLED, mode);
+	if (err)
+		return kt_fail("giving %s its mode %s back: %s", SHMEM_ENABLED,
+			       mode, kt_errname(-err));
+	return ret;
+}
+
+/*
+ * fail_page_alloc (@on): fail every second allocation of 2 MiB or more
+ * (order 9) made with kvmfr's code on the stack (any address in the x86-64
+ * module area: kvmfr is the only module), reclaiming and highmem ones
+ * included, silently; off: every knob back to its default, failing first
+ * switched off. 0, or -1 if a write failed.
+ */
+static int frag_inject(bool on)
+{
+	static const char *const knobs[][3] = {
+		/* knob, on, default */
+		{ "probability", "0", "0" },
+		{ "verbose", "0", "2" },
+		{ "min-order", "9", "1" },
+		{ "ignore-gfp-highmem", "N", "Y" },
+		{ "ignore-gfp-wait", "N", "Y" },
+		{ "stacktrace-depth", "64", "32" },
+		{ "require-end", "0xffffffffff000000", "0xffffffffffffffff" },
+		{ "require-start", "0xffffffffa0000000", "0" },
+		{ "interval", "2", "1" },
+		{ "times", "-1", "1" },
+		{ "probability", "100", "0" },
+	};
+	char path[128];
+	size_t i;
+	int bad = 0;
+
+	for (i = 0; i < sizeof(knobs) / sizeof(knobs[0]); i++) {
+		snprintf(path, sizeof(path), FAIL_PAGE_ALLOC "%s", knobs[i][0]);
+		if (kt_write_file(path, knobs[i][on ? 1 : 2])) {
+			kt_diag("writing %s to %s: %s", knobs[i][on ? 1 : 2],
+				path, kt_errname(errno));
+			bad = 1;
+			if (on)
+				break;
+		}
+	}
+	return bad ? -1 : 0;
+}
+
+/*
+ * Load one SHORT_MB device under frag_inject, the IVSHMEM functions held
+ * off meanwhile (their probe's own 2 MiB allocations, of the vmemmap, warn
+ * when they fail), then bind them again.
+ */
+static int load_fragmented(struct short_load *l)
+{
+	char params[64];
+	int ret = KT_PASS, err = 0;
+
+	if (!kt_exists(FAIL_PAGE_ALLOC "require-start")) {
+		snprintf(l->skip, sizeof(l->skip),
+			 "no fail_page_alloc with a stack filter in this kernel (the debug kernel has it)");
+		return kt_skip("%s", l->skip);
+	}
+	if (kt_exists("/sys/module/kvmfr") && unload())
+		return kt_fail("rmmod kvmfr: %s (refcnt %lld)",
+			       kt_errname(errno), kt_module_refcnt());
+	if (kt_hold_pci(true)) {
+		kt_hold_pci(false);
+		return kt_fail("cannot hold the IVSHMEM functions off (driver_override)");
+	}
+	snprintf(params, sizeof(params), "static_size_mb=%d", SHORT_MB);
+	l->kmsg = kt_kmsg_open();
+	if (frag_inject(true))
+		ret = kt_fail("cannot set up fail_page_alloc");
+	else if (kt_load_module(ko_path, params))
+		err = errno;
+	if (frag_inject(false))
+		ret = kt_fail("fail_page_alloc not set back to its defaults");
+	if (err)
+		ret = kt_fail("finit_module(%s, \"%s\"): %s", ko_path, params,
+			      kt_errname(err));
+	if (kt_hold_pci(false))
+		ret = kt_fail("IVSHMEM functions not bound again");
+	return ret;
+}
+
+/* "N MiB of RAM, H MiB of it in 2 MiB pages" of the load: H, or -1. */
+static long logged_huge_mib(struct short_load *l)
+{
+	char want[64], line[256];
+	const char *h;
+	long huge;
+
+	if (l->kmsg < 0) {
+		kt_diag("/dev/kmsg could not be read");
+		return -1;
+	}
+	snprintf(want, sizeof(want), "%d MiB of RAM, ", SHORT_MB);
+	if (!kt_kmsg_find(l->kmsg, want, line, sizeof(line))) {
+		kt_diag("no \"%s...\" line in the kernel log", want);
+		return -1;
+	}
+	kt_diag("kernel log: %s", line);
+	h = strstr(line, want);
+	if (sscanf(h + strlen(want), "%ld MiB of it in 2 MiB pages", &huge) != 1)
+		return -1;
+	return huge;
+}
+
+static int check_logged(const struct short_load *l, long huge)
+{
+	if (huge < 0)
+		return kt_fail("no log line of the load with its 2 MiB part");
+	if (l->none ? huge != 0 : huge <= 0 || huge >= SHORT_MB)
+		return kt_fail("%ld MiB in 2 MiB pages logged, want %s", huge,
+			       l->none ? "0" : "some but not all");
+	return KT_PASS;
+}
+
+/* smaps after the touch: all of it mapped, @huge MiB of it by PMD. */
+static int check_smaps_huge(const struct measure *m, long huge)
+{
+	if (!m->done)
+		return kt_fail("not mapped");
+	if (huge < 0)
+		return kt_fail("the load logged no 2 MiB part to compare with");
+	if (m->s.rss != m->len || m->s.pmd != (uint64_t)huge << 20)
+		return kt_fail("smaps Rss %" PRIu64 " kB, PMD-mapped %" PRIu64
+			       " kB; want %zu kB, %ld kB",
+			       m->s.rss >> 10, m->s.pmd >> 10, m->len >> 10,
+			       huge << 10);
+	return KT_PASS;
+}
+
+/*
+ * After a load of @l (@res its result): 3 tests, 4 where no 2 MiB folio
+ * was to be had (then every fault still maps 2 MiB of PTEs).
+ */
+static void short_tests(struct short_load *l, int res)
+{
+	const char *skip = l->skip[0] ? l->skip : NULL;
+	const char *what = l->d.label;
+	struct measure m;
+	long huge = -1;
+	int fd = -1;
+
+	if (!skip && res != KT_PASS)
+		skip = "the load failed";
+	if (!skip && !kt_resolve(&l->d))
+		skip = "device not found";
+	if (!skip)
+		huge = logged_huge_mib(l);
+
+#define SHORT_TEST(check, ...)						\
+	do {								\
+		if (skip)						\
+			kt_skip("%s", skip);				\
+		kt_report(skip ? KT_SKIP : (check), __VA_ARGS__);	\
+	} while (0)
+	SHORT_TEST(check_logged(l, huge),
+		   "%s: its load logs how much is in 2 MiB pages: %s", what,
+		   l->none ? "none" : "some but not all");
+
+	memset(&m, 0, sizeof(m));
+	m.len = l->d.expect_size;
+	if (!skip) {
+		fd = kt_open(&l->d);
+		if (fd >= 0)
+			measure_map(fd, m.len, false, &m);
+	}
+	if (l->none)
+		SHORT_TEST(check_faults(&m),
+			   "%s: first touch of %d MiB takes <= %d faults (2 MiB of PTEs per fault)",
+			   what, SHORT_MB, SHORT_MB / 2);
+	SHORT_TEST(check_smaps_huge(&m, huge),
+		   "%s: smaps shows all %d MiB mapped, PMD-mapped exactly the 2 MiB pages the log names",
+		   what, SHORT_MB);
+	measure_unmap(&m);
+	kt_close(fd);
+
+	SHORT_TEST(kt_guarded(whole_device_bytes, &l->d),
+		   "%s: every byte reads back what was written, device mapping vs dma-buf mapping",
+		   what);
+#undef SHORT_TEST
+	if (l->kmsg >= 0)
+		close(l->kmsg);
 }
 
 /* ------------------------------------------------------- long-term pin */
@@ -593,9 +846,10 @@ static int segments(struct kvmfr_dev *d)
 
 int main(void)
 {
+	struct short_load sl;
 	char why[160];
 	const char *skip;
-	int i, npci = 0;
+	int i, res, npci = 0;
 
 	kt_init();
 	ko_path = getenv("KVMFR_KO");
@@ -614,8 +868,8 @@ int main(void)
 	for (i = 0; i < kt_ndev; i++)
 		npci += kt_devs[i].pci;
 
-	/* reload 2, static 7 + 2 + 2 + 2 + 1, per IVSHMEM 7 + 1 */
-	kt_plan(2 + 14 + 8 * npci);
+	/* reload 2, static 7 + 2 + 2 + 2 + 1, per IVSHMEM 7 + 1, short 5 + 4 */
+	kt_plan(2 + 14 + 8 * npci + 9);
 
 	kt_report(reload(params_test), "reload kvmfr with %s", params_test);
 	kt_resolve(&big);
@@ -628,7 +882,7 @@ int main(void)
 	kt_report(big.found ? kt_guarded(unaligned_pgoff_bytes, &big) : KT_FAIL,
 		  "%s: dma-buf mapped from its page 3 on maps exactly its bytes, both ways, no neighbour",
 		  big.label);
-	kt_report(odd.found ? kt_guarded(odd_device_bytes, &odd) : KT_FAIL,
+	kt_report(odd.found ? kt_guarded(whole_device_bytes, &odd) : KT_FAIL,
 		  "%s: every byte reads back what was written, device mapping vs dma-buf mapping (2 MiB + a 4 KiB-mapped tail)",
 		  odd.label);
 	kt_report(odd.found ? kt_guarded(odd_dmabuf_bytes, &odd) : KT_FAIL,
@@ -656,6 +910,17 @@ int main(void)
 			  "%s: dma-buf to an importer with 2 MiB max segment has <= %" PRIu64 " segments",
 			  d->label, d->size / MS_2M);
 	}
+
+	short_init(&sl, true);
+	res = load_denied(&sl);
+	kt_report(res, "reload kvmfr with static_size_mb=%d while shmem_enabled is deny, then give it its mode back",
+		  SHORT_MB);
+	short_tests(&sl, res);
+	short_init(&sl, false);
+	res = load_fragmented(&sl);
+	kt_report(res, "reload kvmfr with static_size_mb=%d while every 2nd 2 MiB allocation of kvmfr's fails (fail_page_alloc), then stop failing",
+		  SHORT_MB);
+	short_tests(&sl, res);
 
 	kt_report(reload(params_orig), "reload kvmfr with the harness's %s",
 		  params_orig);

@@ -329,6 +329,47 @@ static inline int kt_count_fds(void)
 	return n - 1;	/* the directory's own fd */
 }
 
+/*
+ * /dev/kmsg opened at its end: kt_kmsg_find() then sees only what is
+ * logged from now on. -1 (errno set) if it cannot be read.
+ */
+static inline int kt_kmsg_open(void)
+{
+	int fd = open("/dev/kmsg", O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+
+	if (fd >= 0 && lseek(fd, 0, SEEK_END) < 0) {
+		close(fd);
+		return -1;
+	}
+	return fd;
+}
+
+/*
+ * The text of the next kernel log record on @fd that contains @needle,
+ * into @out. False if there is none (yet).
+ */
+static inline bool kt_kmsg_find(int fd, const char *needle, char *out,
+				size_t len)
+{
+	char rec[1024], *text;
+	ssize_t n;
+
+	for (;;) {
+		n = read(fd, rec, sizeof(rec) - 1);
+		if (n < 0 && errno == EPIPE)
+			continue;	/* records overwritten meanwhile */
+		if (n <= 0)
+			return false;
+		rec[n] = '\0';
+		text = strchr(rec, ';');
+		if (text && strstr(text, needle)) {
+			kt_strcpy(out, text + 1, len);
+			out[strcspn(out, "\n")] = '\0';
+			return true;
+		}
+	}
+}
+
 /* ---------------------------------------------------------- devices */
 
 struct kvmfr_dev {
@@ -501,6 +542,32 @@ static inline int kt_open(const struct kvmfr_dev *d)
 	if (fd < 0)
 		kt_diag("open %s: %s", d->node, strerror(errno));
 	return fd;
+}
+
+/*
+ * Keeps the IVSHMEM functions from binding to kvmfr (@on: a
+ * driver_override no driver has), or lets them again and, if kvmfr is
+ * loaded, binds them. 0, or -1 if a sysfs write failed.
+ */
+static inline int kt_hold_pci(bool on)
+{
+	char path[128];
+	int i, bad = 0;
+
+	for (i = 0; i < kt_ndev; i++) {
+		if (!kt_devs[i].pci)
+			continue;
+		snprintf(path, sizeof(path),
+			 "/sys/bus/pci/devices/%s/driver_override",
+			 kt_devs[i].pci_addr);
+		if (kt_write_file(path, on ? "kvmfr-held-off" : "\n"))
+			bad = 1;
+		else if (!on && kt_exists("/sys/module/kvmfr") &&
+			 kt_write_file("/sys/bus/pci/drivers/kvmfr/bind",
+				       kt_devs[i].pci_addr))
+			bad = 1;
+	}
+	return bad ? -1 : 0;
 }
 
 static inline void kt_start(void)

@@ -226,28 +226,6 @@ static int require_module_frames(bool on)
 	       kt_write_file(FAILSLAB "require-start", "0xffffffffa0000000");
 }
 
-/* Keeps (on) or lets (off, and binds them) the PCI functions bind to kvmfr. */
-static int hold_pci(bool on)
-{
-	char path[128];
-	int i, bad = 0;
-
-	for (i = 0; i < kt_ndev; i++) {
-		if (!kt_devs[i].pci)
-			continue;
-		snprintf(path, sizeof(path),
-			 "/sys/bus/pci/devices/%s/driver_override",
-			 kt_devs[i].pci_addr);
-		if (kt_write_file(path, on ? "kvmfr-fault-sweep" : "\n"))
-			bad = 1;
-		else if (!on && module_loaded() &&
-			 kt_write_file("/sys/bus/pci/drivers/kvmfr/bind",
-				       kt_devs[i].pci_addr))
-			bad = 1;
-	}
-	return bad ? -1 : 0;
-}
-
 static int test_load_sweep(void)
 {
 	char params[160] = "";
@@ -261,10 +239,10 @@ static int test_load_sweep(void)
 	if (syscall(SYS_delete_module, "kvmfr", O_NONBLOCK))
 		return kt_fail("rmmod kvmfr: %s (is something still open?)",
 			       kt_errname(errno));
-	if (narrow && (hold_pci(true) || require_module_frames(true))) {
+	if (narrow && (kt_hold_pci(true) || require_module_frames(true))) {
 		kt_diag("cannot narrow the sweep (driver_override, failslab/require-*): sweeping every allocation");
 		require_module_frames(false);
-		hold_pci(false);
+		kt_hold_pci(false);
 		narrow = false;
 	}
 	if (narrow)
@@ -273,7 +251,7 @@ static int test_load_sweep(void)
 	if (narrow) {
 		if (require_module_frames(false))
 			res = kt_fail("failslab require-start/end not reset");
-		if (hold_pci(false))
+		if (kt_hold_pci(false))
 			res = kt_fail("PCI functions not bound again after the sweep");
 	}
 	return res;
