@@ -48,9 +48,10 @@ done
 # VMs that died in early boot and were booted again (init-level1): shown,
 # as TODO (nested TCG's fault, before any kvmfr code ran), not hidden
 notes=()
-while read -r _ sess name st; do
-	add fail "VM ${sess#session=} (${name#name=}): first boot died before its init, before kvmfr was loaded (${st/=/ }; log: $out/level2-${name#name=}/attempt1-console.log); booted again # TODO fault of the doubly emulated CPU, not a kvmfr result"
-	notes+=("note: VM ${sess#session=} (${name#name=}) died in early boot before kvmfr was loaded and was booted again; see $out/level2-${name#name=}/attempt1-console.log")
+while read -r _ sess name att st; do
+	log=$out/level2-${name#name=}/attempt${att#attempt=}-console.log
+	add fail "VM ${sess#session=} (${name#name=}): boot ${att#attempt=} died before its init, before kvmfr was loaded (${st/=/ }; log: $log); booted again # TODO fault of the doubly emulated CPU, not a kvmfr result"
+	notes+=("note: VM ${sess#session=} (${name#name=}) boot ${att#attempt=} died in early boot before kvmfr was loaded and was booted again; see $log")
 done < <(grep '^@@retry ' "$p" || true)
 
 # every session: its statistics must be there and complete
