@@ -503,9 +503,9 @@ static int load_denied(struct short_load *l)
 
 /*
  * fail_page_alloc (@on): fail every second allocation of 2 MiB or more
- * (order 9) made with kvmfr's code on the stack (any address in the x86-64
- * module area: kvmfr is the only module), reclaiming and highmem ones
- * included, silently; off: every knob back to its default, failing first
+ * (order 9) made with module code on the stack (any address in the x86-64
+ * module area: kvmfr's, as no other module allocates meanwhile),
+ * reclaiming and highmem ones included, silently; off: every knob back to its default, failing first
  * switched off. 0, or -1 if a write failed.
  */
 static int frag_inject(bool on)
@@ -525,14 +525,15 @@ static int frag_inject(bool on)
 		{ "probability", "100", "0" },
 	};
 	char path[128];
+	int err, bad = 0;
 	size_t i;
-	int bad = 0;
 
 	for (i = 0; i < sizeof(knobs) / sizeof(knobs[0]); i++) {
 		snprintf(path, sizeof(path), FAIL_PAGE_ALLOC "%s", knobs[i][0]);
-		if (kt_write_file(path, knobs[i][on ? 1 : 2])) {
+		err = kt_write_file(path, knobs[i][on ? 1 : 2]);
+		if (err) {
 			kt_diag("writing %s to %s: %s", knobs[i][on ? 1 : 2],
-				path, kt_errname(errno));
+				path, kt_errname(-err));
 			bad = 1;
 			if (on)
 				break;
