@@ -82,8 +82,13 @@ DEB='$(basename "$deb")'
 EOT
 
 # A fresh overlay over the cached image; the image is never written.
+# One TCG thread for both vCPUs: with one per vCPU, the 7.3 kernel's first
+# boot twice died of an int3 Oops in the random code (mix_interrupt_
+# randomness, get_random_u32) before kvmfr was installed, on 2026-12-01:
+# the other vCPU ran code the kernel was patching.
 qemu-img create -q -f qcow2 -F raw -b "$ROOT_IMAGE" "$dir/root.qcow2"
 trap 'rm -f "$dir/root.qcow2"' EXIT
+GUEST_TCG_THREAD=single \
 GUEST_DISK=$dir/root.qcow2 GUEST_SHARE=$share GUEST_BOOTS=2 GUEST_IVSHMEM='' \
 GUEST_MEM=1536 GUEST_CMDLINE="root=/dev/vda rw" \
 GUEST_BOOT_TIMEOUT=${KVMFR_BOOT_TIMEOUT:-3600} \
